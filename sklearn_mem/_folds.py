@@ -1,0 +1,258 @@
+"""Splits, seeds, the fit-and-score worker, parallel dispatch and its cache.
+
+The refit path of :class:`~sklearn_mem.MemorizationScorer` is
+``cross_val_predict``-shaped: splits are materialised once, one seed per fit
+is drawn in the parent, and each worker fits one clone on its training part
+and returns the clone's log-likelihood of every row (not the model).
+"""
+
+import logging
+import sys
+from contextlib import contextmanager
+
+import numpy as np
+from joblib import Memory
+from joblib.parallel import get_active_backend
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import _check_method_params
+from threadpoolctl import threadpool_limits
+
+MAX_SEED = np.iinfo(np.int32).max
+
+logger = logging.getLogger("sklearn_mem")
+
+
+def materialize_splits(cv, X, y=None, **split_params):
+    """Run the splitter once and check that its splits are usable.
+
+    Returns
+    -------
+    splits : list of (train, test) ndarray pairs
+    in_mask : ndarray of bool, shape (n_splits, n_samples)
+        True where a sample is in the split's training part.
+    """
+    n = X.shape[0]
+    splits = []
+    for k, (train, test) in enumerate(cv.split(X, y, **split_params)):
+        train = np.asarray(train)
+        test = np.asarray(test)
+        for name, idx in (("training", train), ("held-out", test)):
+            if idx.dtype == bool:
+                raise ValueError(
+                    f"Split {k} of {cv!r} gives a boolean mask as its {name} "
+                    "part; splitters must yield integer indices."
+                )
+            if idx.size and (idx.min() < -n or idx.max() >= n):
+                raise ValueError(
+                    f"Split {k} of {cv!r} has {name} indices outside "
+                    f"[0, {n}) for X with {n} samples."
+                )
+        train = np.mod(train.astype(np.intp), n)
+        test = np.mod(test.astype(np.intp), n)
+        if train.size == 0:
+            raise ValueError(
+                f"Split {k} of {cv!r} has an empty training part; every fit "
+                "needs training rows."
+            )
+        overlap = np.intersect1d(train, test)
+        if overlap.size:
+            raise ValueError(
+                f"Split {k} of {cv!r} puts {overlap.size} samples (e.g. index "
+                f"{overlap[0]}) in both its training and held-out parts; a "
+                "memorization score needs the two parts disjoint. Use a "
+                "splitter whose parts do not overlap (KFold, ShuffleSplit, "
+                "GroupKFold, LeaveOneOut, ...)."
+            )
+        splits.append((train, test))
+    if not splits:
+        raise ValueError(f"The splitter {cv!r} produced no splits.")
+    in_mask = np.zeros((len(splits), n), dtype=bool)
+    for k, (train, _) in enumerate(splits):
+        in_mask[k, train] = True
+    return splits, in_mask
+
+
+def draw_seeds(random_state, n_fits):
+    """One integer seed per fit, drawn once in the parent."""
+    rng = check_random_state(random_state)
+    return rng.randint(MAX_SEED, size=n_fits)
+
+
+def set_random_states(estimator, seed):
+    """Set every ``random_state`` parameter of ``estimator`` (nested too).
+
+    Each nested parameter gets its own seed derived from ``seed``, so that
+    the result depends only on ``seed`` and the parameter names.
+    """
+    rng = np.random.RandomState(seed)
+    to_set = {}
+    for key in sorted(estimator.get_params(deep=True)):
+        if key == "random_state" or key.endswith("__random_state"):
+            to_set[key] = int(rng.randint(MAX_SEED))
+    if to_set:
+        estimator.set_params(**to_set)
+    return estimator
+
+
+def inner_thread_limit():
+    """Threads each fit may use inside a worker.
+
+    The fits are the unit of parallelism, so each runs single-threaded by
+    default: on small dense problems multi-threaded BLAS is slower than one
+    thread even without competition, and n_jobs workers x all-core BLAS
+    oversubscribes. ``joblib.parallel_config(inner_max_num_threads=k)``
+    raises the limit.
+    """
+    backend, _ = get_active_backend()
+    limit = getattr(backend, "inner_max_num_threads", None)
+    return int(limit) if limit else 1
+
+
+@contextmanager
+def limit_threads(n_threads):
+    """Limit BLAS/OpenMP (and torch, if imported) threads; restore after."""
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch is not None else None
+    try:
+        with threadpool_limits(limits=n_threads):
+            if torch is not None:
+                torch.set_num_threads(n_threads)
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(previous)
+
+
+def _describe(estimator):
+    text = repr(estimator).replace("\n", " ")
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def fit_and_score(estimator, X, train, fit_params, seed, n_threads, index):
+    """Fit one clone on ``X[train]`` and return its log-likelihood of all rows.
+
+    Returns a float64 row of shape (n_samples,); ``-inf`` entries are kept,
+    NaN, ``+inf`` or a wrong shape raise a ValueError naming the fit.
+    """
+    estimator = clone(estimator)
+    if seed is not None:
+        set_random_states(estimator, int(seed))
+    fit_params = _check_method_params(X, params=fit_params, indices=train)
+    with limit_threads(n_threads):
+        estimator.fit(X[train], **fit_params)
+        loglik = estimator.score_samples(X)
+    return check_loglik(loglik, X.shape[0], estimator, index)
+
+
+def check_loglik(loglik, n_samples, estimator, index):
+    """Validate one fit's log-likelihood row."""
+    where = f"fit {index} ({_describe(estimator)})"
+    loglik = np.asarray(loglik)
+    if loglik.shape != (n_samples,):
+        raise ValueError(
+            f"score_samples of {where} returned shape {loglik.shape}; "
+            f"expected ({n_samples},), one log-likelihood per row of X."
+        )
+    loglik = loglik.astype(np.float64, copy=False)
+    n_nan = int(np.isnan(loglik).sum())
+    if n_nan:
+        raise ValueError(
+            f"score_samples of {where} returned NaN for {n_nan} of "
+            f"{n_samples} samples; a density estimator must give a "
+            "log-likelihood (possibly -inf) for every sample. Check the fit "
+            "for divergence (regularise it, rescale X)."
+        )
+    n_posinf = int(np.isposinf(loglik).sum())
+    if n_posinf:
+        raise ValueError(
+            f"score_samples of {where} returned +inf for {n_posinf} samples: "
+            "the fitted density is degenerate (e.g. a singular covariance). "
+            "Regularise the estimator (e.g. reg_covar for GaussianMixture)."
+        )
+    return loglik
+
+
+def check_memory(memory):
+    """A joblib.Memory from None, a path or a Memory-like object."""
+    if memory is None or isinstance(memory, str):
+        return Memory(location=memory, verbose=0)
+    if not hasattr(memory, "cache"):
+        raise ValueError(
+            "memory must be None, a path or a joblib.Memory-like object with a "
+            f"'cache' method; got {memory!r}."
+        )
+    return memory
+
+
+def _cached_fit_and_score(estimator, X, train, fit_params, seed, n_threads, index):
+    # the cache key: estimator parameters, data, split and seed, not the
+    # thread count or the fit's position
+    return fit_and_score(estimator, X, train, fit_params, seed, n_threads, index)
+
+
+def progress(iterable, *, total, enabled, desc="fits"):
+    """A tqdm progress bar over ``iterable`` (log lines without tqdm)."""
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _logged(iterable, total, desc)
+    return tqdm(iterable, total=total, desc=desc, unit="fit")
+
+
+def _logged(iterable, total, desc):
+    for k, item in enumerate(iterable, 1):
+        logger.info("%s: %d/%d done", desc, k, total)
+        yield item
+
+
+def run_fits(estimator, X, splits, fit_params, seeds, *, n_jobs, memory, verbose):
+    """Fit and score every split in parallel; return (n_fits, n_samples)."""
+    n_threads = inner_thread_limit()
+    worker = fit_and_score
+    if memory is not None:
+        worker = check_memory(memory).cache(
+            _cached_fit_and_score, ignore=["n_threads", "index"]
+        )
+    results = Parallel(
+        n_jobs=n_jobs, verbose=verbose if verbose > 1 else 0, return_as="generator"
+    )(
+        delayed(worker)(
+            estimator,
+            X,
+            train,
+            fit_params,
+            None if seeds is None else int(seeds[k]),
+            n_threads,
+            k,
+        )
+        for k, (train, _) in enumerate(splits)
+    )
+    rows = list(progress(results, total=len(splits), enabled=verbose > 0))
+    return np.vstack(rows)
+
+
+def split_rounds(in_mask):
+    """Group consecutive fits into repeats: rounds with disjoint "out" parts.
+
+    The fits of one KFold form one round; each repeat of RepeatedKFold is a
+    round; with ShuffleSplit every fit is usually a round of its own.
+
+    Returns
+    -------
+    rounds : ndarray of int, shape (n_fits,)
+    """
+    rounds = np.zeros(in_mask.shape[0], dtype=np.intp)
+    used = np.zeros(in_mask.shape[1], dtype=bool)
+    current = 0
+    for k, row in enumerate(in_mask):
+        out = ~row
+        if (used & out).any():
+            current += 1
+            used[:] = False
+        used |= out
+        rounds[k] = current
+    return rounds

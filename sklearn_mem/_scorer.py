@@ -1,0 +1,555 @@
+"""MemorizationScorer: cross-validated memorization scores for any density estimator."""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    MetaEstimatorMixin,
+    TransformerMixin,
+    _fit_context,
+    clone,
+)
+from sklearn.model_selection import KFold, check_cv
+from sklearn.neighbors import KernelDensity
+from sklearn.utils import check_random_state, get_tags
+from sklearn.utils._metadata_requests import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._aggregate import AGGREGATES, aggregate_loglik, repeat_standard_error
+from ._folds import (
+    MAX_SEED,
+    check_loglik,
+    draw_seeds,
+    inner_thread_limit,
+    limit_threads,
+    materialize_splits,
+    run_fits,
+    set_random_states,
+    split_rounds,
+)
+from ._kde import KERNELS, kde_loglik
+
+
+def _exact_unavailable_reason(estimator, fit_params):
+    """Why the closed-form KernelDensity path cannot be used, or None."""
+    if not isinstance(estimator, KernelDensity) or any(
+        getattr(type(estimator), name) is not getattr(KernelDensity, name)
+        for name in ("fit", "score_samples")
+    ):
+        return (
+            f"the estimator is {type(estimator).__name__}, not a "
+            "sklearn.neighbors.KernelDensity (a Pipeline or a subclass that "
+            "overrides fit/score_samples is refitted)"
+        )
+    if estimator.metric != "euclidean":
+        return f"KernelDensity(metric={estimator.metric!r}) is not Euclidean"
+    if estimator.kernel not in KERNELS:
+        return f"kernel {estimator.kernel!r} is not one of {KERNELS}"
+    if fit_params:
+        return f"fit parameters {sorted(fit_params)} are passed to the estimator"
+    return None
+
+
+def _estimator_has(attr):
+    """Check the refit estimator (or the unfitted one) for ``attr``."""
+
+    def check(self):
+        if not self.refit:
+            raise AttributeError(
+                f"'{type(self).__name__}' has no attribute {attr!r} when "
+                "refit=False: set refit=True to delegate it to the estimator "
+                "refit on all of X."
+            )
+        if hasattr(self, "estimator_"):
+            getattr(self.estimator_, attr)
+        else:
+            getattr(self.estimator, attr)
+        return True
+
+    return check
+
+
+class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
+    """Cross-validated memorization score of every training sample.
+
+    For a training set ``D`` and a density estimator ``A``, the memorization
+    score of sample ``x_i`` (van den Burg & Williams, NeurIPS 2021) is::
+
+        M_i = log P_A(x_i | D) - log P_A(x_i | D \\ {x_i})
+
+    It is estimated by cross-validation: every split of ``cv`` trains a clone
+    of ``estimator`` on its training part and scores every row of ``X``. For
+    sample ``i`` the fits that trained on it give the "in" log-likelihood
+    ``U_i`` and the others the "out" log-likelihood ``V_i``; ``M_i = U_i - V_i``
+    in nats. A high score means the model assigns ``x_i`` much more
+    probability when ``x_i`` is in its training data: it memorized ``x_i``.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        A density estimator with ``fit`` and ``score_samples`` (log-likelihood
+        per sample): KernelDensity, GaussianMixture, BayesianGaussianMixture,
+        a Pipeline ending in one, a :mod:`sklearn_mem.models` network.
+
+    cv : int, cross-validation generator or iterable, default=10
+        The splits. An int ``K`` gives a shuffled ``KFold(K)`` seeded from
+        ``random_state`` (the paper's design); any scikit-learn splitter
+        works: ``RepeatedKFold`` (the paper with L > 1 repeats),
+        ``ShuffleSplit`` (subsampling), ``GroupKFold`` (pass ``groups``),
+        ``LeaveOneOut`` (exact). The training and held-out parts of a split
+        must not overlap.
+
+    aggregate : {"logmeanexp", "mean"}, default="logmeanexp"
+        How the log-likelihoods of several fits are combined: the log of the
+        mean probability (the paper's estimator of ``log P_A``) or the mean of
+        the log-likelihoods.
+
+    method : {"auto", "refit", "exact"}, default="auto"
+        ``"exact"`` computes the log-likelihood of every KernelDensity fit in
+        closed form from pairwise kernel sums (no refits, any kernel,
+        Euclidean metric, any splitter) and raises when the estimator is not
+        such a KernelDensity; ``"refit"`` always fits a clone per split;
+        ``"auto"`` takes the closed form when it applies.
+
+    refit : bool, default=True
+        Refit the estimator on all of ``X`` (``estimator_``), to which
+        ``score`` and ``score_samples`` delegate, and record the
+        log-likelihood of every row under it (``full_loglik_``).
+
+    n_jobs : int, default=None
+        Number of fits run in parallel through
+        :class:`sklearn.utils.parallel.Parallel`. ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context; ``-1`` means all processors.
+        The backend (loky, threading, dask, ray) is chosen with
+        ``joblib.parallel_config(backend=...)``. Each fit runs with one
+        BLAS/OpenMP/torch thread (raise it with
+        ``parallel_config(inner_max_num_threads=k)``), so workers never
+        oversubscribe the cores.
+
+    memory : str or object with the joblib.Memory interface, default=None
+        Cache of the per-fit log-likelihood rows, keyed by the estimator's
+        parameters, the data, the split and the seed: an interrupted run
+        resumes with the missing fits only, and a finished one can be
+        re-aggregated (e.g. another ``aggregate``) without refitting.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffled KFold of an int ``cv`` and one seed per fit, drawn
+        once in the parent and pushed into every ``random_state`` parameter
+        of each clone, so the scores are the same whatever the backend and
+        ``n_jobs``. Pass an int for reproducible scores.
+
+    verbose : int, default=0
+        ``1`` shows a progress bar over the fits (tqdm, or log lines on the
+        ``sklearn_mem`` logger when tqdm is not installed); above ``1``
+        joblib's own messages are printed too.
+
+    Attributes
+    ----------
+    memorization_scores_ : ndarray of shape (n_samples,)
+        ``M = in_loglik_ - out_loglik_``. NaN where a sample has no "in" or no
+        "out" fit, or zero density under both; ``+inf`` where only the "out"
+        fits give zero density.
+    in_loglik_ : ndarray of shape (n_samples,)
+        ``U``: aggregated log-likelihood of each sample under the fits that
+        trained on it.
+    out_loglik_ : ndarray of shape (n_samples,)
+        ``V``: aggregated log-likelihood under the fits that did not.
+    loglik_ : ndarray of shape (n_fits, n_samples)
+        ``log p_k(x_i)`` for every fit ``k`` and sample ``i``.
+    in_mask_ : ndarray of bool, shape (n_fits, n_samples)
+        True where sample ``i`` was in fit ``k``'s training part.
+    n_in_, n_out_ : ndarray of int, shape (n_samples,)
+        Number of "in" and "out" fits of each sample.
+    memorization_stderr_ : ndarray of shape (n_samples,)
+        Standard error of M across the repeats of the splitter (rounds of
+        fits with disjoint held-out parts, e.g. the repeats of RepeatedKFold):
+        the standard deviation of the per-repeat scores over the square root
+        of their number. NaN with fewer than two repeats.
+    n_repeats_ : int
+        Number of such repeats.
+    full_loglik_ : ndarray of shape (n_samples,)
+        Log-likelihood of each sample under the estimator refit on all of
+        ``X`` (only with ``refit=True``).
+    full_memorization_scores_ : ndarray of shape (n_samples,)
+        The definitional score ``full_loglik_ - out_loglik_``, whose "in" side
+        is the model trained on all of ``D``. With ``cv=LeaveOneOut()`` and a
+        deterministic estimator it equals
+        ``log P(x_i | D) - log P(x_i | D \\ {x_i})`` exactly. (Only with
+        ``refit=True``.)
+    estimator_ : estimator object
+        The estimator refit on all of ``X`` (only with ``refit=True``).
+    method_ : str
+        The path taken: ``"exact"`` or ``"refit"``.
+    cv_ : cross-validation generator
+        The splitter used.
+    seeds_ : ndarray of int, shape (n_fits,) or None
+        The seed of each fit (None on the exact path, which is deterministic).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    sklearn.model_selection.cross_val_predict : The same fold loop for
+        predictions.
+
+    Notes
+    -----
+    ``fit(X).transform(X)`` and ``fit_transform(X)`` return the same stored
+    scores: ``transform`` looks the rows of its input up among the training
+    rows. A row that was not a training row has no memorization score and
+    raises an error; use ``score_samples`` for its log-likelihood.
+
+    With ``LeaveOneOut`` the "in" fits of ``x_i`` are the fits that left out
+    some other row (each on ``n - 1`` rows), not the fit on all of ``D``;
+    ``full_memorization_scores_`` gives the definition's version.
+
+    References
+    ----------
+    G. J. J. van den Burg and C. K. I. Williams, "On Memorization in
+    Probabilistic Deep Generative Models", NeurIPS 2021.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.neighbors import KernelDensity
+    >>> from sklearn_mem import MemorizationScorer
+    >>> X = load_digits().data / 16
+    >>> mem = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=10, random_state=0)
+    >>> M = mem.fit_transform(X)
+    >>> M.shape
+    (1797, 1)
+    >>> mem.method_
+    'exact'
+    >>> bool((mem.memorization_scores_ > 0).all())
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "score_samples"])],
+        "cv": ["cv_object"],
+        "aggregate": [StrOptions(set(AGGREGATES))],
+        "method": [StrOptions({"auto", "refit", "exact"})],
+        "refit": ["boolean"],
+        "n_jobs": [Integral, None],
+        "memory": [None, str, HasMethods(["cache"])],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        cv=10,
+        aggregate="logmeanexp",
+        method="auto",
+        refit=True,
+        n_jobs=None,
+        memory=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.cv = cv
+        self.aggregate = aggregate
+        self.method = method
+        self.refit = refit
+        self.n_jobs = n_jobs
+        self.memory = memory
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_cv(self, rng):
+        if isinstance(self.cv, Integral):
+            return KFold(self.cv, shuffle=True, random_state=rng.randint(MAX_SEED))
+        return check_cv(self.cv)
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None, *, groups=None, **params):
+        """Fit one clone per split and compute the memorization scores.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored; density estimation is unsupervised.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for a group splitter (e.g. GroupKFold). With metadata
+            routing enabled it is routed to the splitter's ``split``.
+        **params : dict
+            Parameters of the estimator's ``fit`` (sample-aligned ones are
+            sliced per split). With metadata routing enabled, routed to the
+            estimator and the splitter as they request.
+
+        Returns
+        -------
+        self : object
+            The fitted scorer.
+        """
+        X = validate_data(self, X, accept_sparse=False, ensure_min_samples=2)
+        n_samples = X.shape[0]
+        if isinstance(self.cv, Integral) and n_samples < self.cv:
+            raise ValueError(
+                f"cv={self.cv} folds need at least {self.cv} samples, got "
+                f"n_samples={n_samples}. Use fewer folds (cv <= {n_samples}) "
+                "or more data."
+            )
+        if _routing_enabled():
+            routed = process_routing(self, "fit", groups=groups, **params)
+            split_params = routed.splitter.split
+            fit_params = routed.estimator.fit
+        else:
+            split_params = {} if groups is None else {"groups": groups}
+            fit_params = params
+
+        rng = check_random_state(self.random_state)
+        self.cv_ = self._check_cv(rng)
+        splits, in_mask = materialize_splits(self.cv_, X, y, **split_params)
+
+        reason = _exact_unavailable_reason(self.estimator, fit_params)
+        if self.method == "exact" and reason is not None:
+            raise ValueError(
+                "method='exact' computes KernelDensity fits in closed form and "
+                f"cannot be used here: {reason}. Use method='refit' (or "
+                "'auto') to refit the estimator on every split."
+            )
+        self.method_ = "refit" if self.method == "refit" or reason else "exact"
+
+        full_loglik = None
+        if self.method_ == "exact":
+            self.seeds_ = None
+            kde = self.estimator
+            loglik, full_loglik = kde_loglik(
+                np.asarray(X, dtype=np.float64),
+                splits,
+                bandwidth=kde.bandwidth,
+                kernel=kde.kernel,
+                full=self.refit,
+                n_jobs=self.n_jobs,
+            )
+        else:
+            self.seeds_ = draw_seeds(rng, len(splits))
+            loglik = run_fits(
+                self.estimator,
+                X,
+                splits,
+                fit_params,
+                self.seeds_,
+                n_jobs=self.n_jobs,
+                memory=self.memory,
+                verbose=self.verbose,
+            )
+
+        if self.refit:
+            self.estimator_ = set_random_states(
+                clone(self.estimator), rng.randint(MAX_SEED)
+            )
+            with limit_threads(inner_thread_limit()):
+                self.estimator_.fit(X, **fit_params)
+                if full_loglik is None:
+                    full_loglik = check_loglik(
+                        self.estimator_.score_samples(X),
+                        n_samples,
+                        self.estimator_,
+                        "on all of X",
+                    )
+        self._set_scores(loglik, in_mask, full_loglik)
+        self._X_fit = X
+        return self
+
+    def _set_scores(self, loglik, in_mask, full_loglik):
+        result = aggregate_loglik(loglik, in_mask, aggregate=self.aggregate)
+        self.loglik_ = loglik
+        self.in_mask_ = in_mask
+        self.in_loglik_ = result.in_loglik
+        self.out_loglik_ = result.out_loglik
+        self.memorization_scores_ = result.memorization
+        self.n_in_ = result.n_in
+        self.n_out_ = result.n_out
+        rounds = split_rounds(in_mask)
+        self.n_repeats_ = int(rounds.max()) + 1
+        self.memorization_stderr_, _ = repeat_standard_error(
+            loglik, in_mask, rounds, aggregate=self.aggregate
+        )
+        if full_loglik is not None:
+            self.full_loglik_ = full_loglik
+            with np.errstate(invalid="ignore"):
+                self.full_memorization_scores_ = full_loglik - result.out_loglik
+
+    def fit_transform(self, X, y=None, *, groups=None, **params):
+        """Fit and return the memorization score of every row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for a group splitter.
+        **params : dict
+            Parameters of the estimator's ``fit``.
+
+        Returns
+        -------
+        M : ndarray of shape (n_samples, 1)
+            ``memorization_scores_`` as a column.
+        """
+        return self.fit(X, y, groups=groups, **params).memorization_scores_[:, None]
+
+    def transform(self, X):
+        """Return the stored memorization scores of training rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows of the training data, in any order and any subset.
+
+        Returns
+        -------
+        M : ndarray of shape (n_samples, 1)
+            The memorization score of each row.
+
+        Raises
+        ------
+        ValueError
+            If a row of ``X`` is not a training row (it has no memorization
+            score), or matches several training rows with different scores.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=False, reset=False)
+        return self.memorization_scores_[self._training_rows(X)][:, None]
+
+    def _training_rows(self, X):
+        """Index of each row of X among the training rows."""
+        train = self._X_fit
+        if X.shape == train.shape and np.array_equal(X, train):
+            return np.arange(X.shape[0])
+
+        def keys(A):
+            A = np.ascontiguousarray(A, dtype=np.float64) + 0.0  # -0.0 -> 0.0
+            return A.view(np.dtype((np.void, A.dtype.itemsize * A.shape[1]))).ravel()
+
+        uniq, first, inverse = np.unique(
+            keys(train), return_index=True, return_inverse=True
+        )
+        query = keys(X)
+        pos = np.minimum(np.searchsorted(uniq, query), len(uniq) - 1)
+        missing = np.flatnonzero(uniq[pos] != query)
+        if missing.size:
+            raise ValueError(
+                f"{missing.size} of {X.shape[0]} rows of X (e.g. row "
+                f"{missing[0]}) are not rows of the training data: a "
+                "memorization score exists only for the samples the scorer "
+                "was fitted on. Use score_samples for the log-likelihood of "
+                "new data."
+            )
+        scores = self.memorization_scores_
+        ref = scores[first][inverse]
+        same = (scores == ref) | (np.isnan(scores) & np.isnan(ref))
+        ambiguous = np.zeros(len(uniq), dtype=bool)
+        ambiguous[inverse[~same]] = True
+        if ambiguous[pos].any():
+            row = int(np.flatnonzero(ambiguous[pos])[0])
+            raise ValueError(
+                f"Row {row} of X occurs several times in the training data "
+                "with different memorization scores, so it cannot be looked "
+                "up; index memorization_scores_ by position instead."
+            )
+        return first[pos]
+
+    def get_feature_names_out(self, input_features=None):
+        """Name of the output column.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Checked against the input features seen in fit.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``["memorization_score"]``.
+        """
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features, generate_names=False)
+        return np.asarray(["memorization_score"], dtype=object)
+
+    @available_if(_estimator_has("score_samples"))
+    def score_samples(self, X):
+        """Log-likelihood of each row under the estimator refit on all of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        loglik : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.estimator_.score_samples(X)
+
+    @available_if(_estimator_has("score"))
+    def score(self, X, y=None):
+        """The refit estimator's ``score`` (a log-likelihood) on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        return self.estimator_.score(X)
+
+    def get_metadata_routing(self):
+        """Metadata routing of this scorer: to the estimator and the splitter.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            ``fit`` routes to the estimator's ``fit`` and the splitter's
+            ``split``.
+        """
+        return (
+            MetadataRouter(owner=self)
+            .add(
+                estimator=self.estimator,
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+            .add(
+                splitter=check_cv(self.cv),
+                method_mapping=MethodMapping().add(caller="fit", callee="split"),
+            )
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        tags.non_deterministic = inner.non_deterministic
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags

@@ -1,0 +1,27 @@
+import os
+
+# one BLAS/OpenMP thread per process: two cores are easy to oversubscribe
+for _var in (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's digits scaled to [0, 1]."""
+    return load_digits().data / 16.0
+
+
+@pytest.fixture
+def blobs():
+    rng = np.random.RandomState(0)
+    return np.vstack([rng.randn(20, 2), rng.randn(20, 2) + 4.0])

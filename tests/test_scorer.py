@@ -1,0 +1,381 @@
+"""MemorizationScorer: API, aggregation, splitters, composition, caching."""
+
+import warnings
+from contextlib import nullcontext
+
+import joblib
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
+from sklearn.model_selection import (
+    GridSearchCV,
+    GroupKFold,
+    KFold,
+    LeaveOneOut,
+    RepeatedKFold,
+    ShuffleSplit,
+)
+from sklearn.neighbors import KernelDensity
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_mem import MemorizationScorer, MemorizationWarning
+
+
+def _by_hand(estimator, X, splits, seeds=None):
+    """The fold loop written out: fit, score every row, logmeanexp."""
+    rows = []
+    for k, (train, _) in enumerate(splits):
+        est = clone(estimator)
+        if seeds is not None:
+            from sklearn_mem._folds import set_random_states
+
+            set_random_states(est, int(seeds[k]))
+        rows.append(est.fit(X[train]).score_samples(X))
+    loglik = np.array(rows)
+    mask = np.zeros_like(loglik, dtype=bool)
+    for k, (train, _) in enumerate(splits):
+        mask[k, train] = True
+    U = np.array(
+        [
+            logsumexp(loglik[mask[:, i], i]) - np.log(mask[:, i].sum())
+            for i in range(X.shape[0])
+        ]
+    )
+    V = np.array(
+        [
+            logsumexp(loglik[~mask[:, i], i]) - np.log((~mask[:, i]).sum())
+            for i in range(X.shape[0])
+        ]
+    )
+    return loglik, mask, U, V
+
+
+def test_fitted_attributes_match_a_hand_written_loop(blobs):
+    gm = GaussianMixture(2, random_state=0)
+    mem = MemorizationScorer(gm, cv=KFold(5), random_state=0).fit(blobs)
+    splits = list(KFold(5).split(blobs))
+    loglik, mask, U, V = _by_hand(gm, blobs, splits, mem.seeds_)
+    np.testing.assert_allclose(mem.loglik_, loglik, rtol=1e-12)
+    np.testing.assert_array_equal(mem.in_mask_, mask)
+    np.testing.assert_allclose(mem.in_loglik_, U, rtol=1e-12)
+    np.testing.assert_allclose(mem.out_loglik_, V, rtol=1e-12)
+    np.testing.assert_allclose(mem.memorization_scores_, U - V, rtol=1e-10, atol=1e-12)
+    assert mem.loglik_.shape == (5, len(blobs))
+    np.testing.assert_array_equal(mem.n_in_, 4)
+    np.testing.assert_array_equal(mem.n_out_, 1)
+    assert mem.method_ == "refit"
+    assert mem.n_features_in_ == 2
+    assert isinstance(mem.estimator_, GaussianMixture)
+    np.testing.assert_allclose(
+        mem.score_samples(blobs), mem.estimator_.score_samples(blobs)
+    )
+    assert mem.score(blobs) == pytest.approx(mem.estimator_.score(blobs))
+
+
+def test_mean_aggregate(blobs):
+    mem = MemorizationScorer(
+        KernelDensity(bandwidth=0.7), cv=LeaveOneOut(), aggregate="mean"
+    ).fit(blobs)
+    mask = mem.in_mask_
+    U = np.array([mem.loglik_[mask[:, i], i].mean() for i in range(len(blobs))])
+    V = np.array([mem.loglik_[~mask[:, i], i].mean() for i in range(len(blobs))])
+    np.testing.assert_allclose(mem.memorization_scores_, U - V, atol=1e-12)
+
+
+def test_int_cv_is_shuffled_kfold_seeded_by_random_state(blobs):
+    kde = KernelDensity(bandwidth=0.5)
+    a = MemorizationScorer(kde, cv=4, random_state=1).fit(blobs)
+    b = MemorizationScorer(kde, cv=4, random_state=1).fit(blobs)
+    c = MemorizationScorer(kde, cv=4, random_state=2).fit(blobs)
+    assert isinstance(a.cv_, KFold) and a.cv_.shuffle
+    np.testing.assert_array_equal(a.in_mask_, b.in_mask_)
+    assert not np.array_equal(a.in_mask_, c.in_mask_)
+    # shuffled: the first held-out part is not the first rows
+    assert np.flatnonzero(~a.in_mask_[0]).tolist() != list(range(10))
+
+
+def test_seeds_are_pushed_into_every_nested_random_state(blobs):
+    pipe = make_pipeline(PCA(2, svd_solver="randomized"), GaussianMixture(2))
+    mem = MemorizationScorer(pipe, cv=3, random_state=0).fit(blobs)
+    assert len(set(mem.seeds_.tolist())) == 3
+    params = mem.estimator_.get_params()
+    assert isinstance(params["pca__random_state"], int)
+    assert isinstance(params["gaussianmixture__random_state"], int)
+
+
+def test_pipeline_inside_scorer(digits):
+    X = digits[:200]
+    pipe = make_pipeline(
+        StandardScaler(), PCA(10, random_state=0), GaussianMixture(3, reg_covar=1e-3)
+    )
+    mem = MemorizationScorer(pipe, cv=4, random_state=0).fit(X)
+    assert mem.method_ == "refit"
+    assert np.isfinite(mem.memorization_scores_).all()
+    assert np.median(mem.memorization_scores_) > 0  # in-sample likelihood is higher
+
+
+def test_bayesian_gaussian_mixture(blobs):
+    mem = MemorizationScorer(
+        BayesianGaussianMixture(n_components=2, max_iter=50), cv=4, random_state=0
+    )
+    M = mem.fit_transform(blobs)
+    assert M.shape == (len(blobs), 1) and np.isfinite(M).all()
+
+
+def test_gridsearch_over_bandwidth_and_reg_covar(blobs):
+    search = GridSearchCV(
+        MemorizationScorer(KernelDensity(), cv=4, random_state=0),
+        {"estimator__bandwidth": [0.3, 1.0]},
+        cv=3,
+    ).fit(blobs)
+    assert search.best_params_["estimator__bandwidth"] in (0.3, 1.0)
+    search = GridSearchCV(
+        MemorizationScorer(GaussianMixture(2), cv=3, random_state=0),
+        {"estimator__reg_covar": [1e-6, 1e-1]},
+        cv=3,
+    ).fit(blobs)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_fit_transform_equals_fit_then_transform(blobs):
+    mem = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=5, random_state=0)
+    np.testing.assert_array_equal(
+        mem.fit_transform(blobs), mem.fit(blobs).transform(blobs)
+    )
+
+
+def test_transform_looks_rows_up_in_any_order(blobs):
+    mem = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=5, random_state=0).fit(
+        blobs
+    )
+    order = np.random.RandomState(0).permutation(len(blobs))[:17]
+    np.testing.assert_array_equal(
+        mem.transform(blobs[order]).ravel(), mem.memorization_scores_[order]
+    )
+    # float32 copies and negative zeros are the same rows
+    np.testing.assert_array_equal(
+        mem.transform(blobs[order] * 1.0).ravel(), mem.memorization_scores_[order]
+    )
+
+
+def test_transform_of_duplicate_training_rows():
+    X = np.array(
+        [[0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [3.0, 2.0], [5.0, 1.0], [2.0, 2.0]]
+    )
+    mem = MemorizationScorer(KernelDensity(bandwidth=1.0), cv=LeaveOneOut()).fit(X)
+    # rows 0 and 2 are identical and get identical leave-one-out scores
+    np.testing.assert_allclose(
+        mem.transform(X[[2]]).ravel(), mem.memorization_scores_[[2]]
+    )
+
+
+def test_set_output_pandas(blobs):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(
+        blobs, columns=["a", "b"], index=[f"r{i}" for i in range(len(blobs))]
+    )
+    mem = MemorizationScorer(
+        KernelDensity(bandwidth=0.5), cv=5, random_state=0
+    ).set_output(transform="pandas")
+    out = mem.fit_transform(df)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == ["memorization_score"]
+    assert list(out.index) == list(df.index)
+    np.testing.assert_array_equal(
+        out["memorization_score"].to_numpy(), mem.memorization_scores_
+    )
+    out2 = mem.transform(df.iloc[::-1])
+    assert list(out2.index) == list(df.index[::-1])
+    np.testing.assert_array_equal(mem.feature_names_in_, ["a", "b"])
+
+
+def test_groups_reach_the_splitter(blobs):
+    groups = np.repeat(np.arange(8), 5)
+    mem = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=GroupKFold(4)).fit(
+        blobs, groups=groups
+    )
+    for row in mem.in_mask_:
+        # a group is in or out of a fit as a whole
+        for g in range(8):
+            assert len(set(row[groups == g])) == 1
+
+
+def test_groups_through_metadata_routing(blobs):
+    import sklearn
+
+    groups = np.repeat(np.arange(8), 5)
+    with sklearn.config_context(enable_metadata_routing=True):
+        mem = MemorizationScorer(
+            KernelDensity(bandwidth=0.5), cv=GroupKFold(4), method="refit"
+        ).fit(blobs, groups=groups)
+        for row in mem.in_mask_:
+            for g in range(8):
+                assert len(set(row[groups == g])) == 1
+        routing = mem.get_metadata_routing()
+        assert "splitter" in str(routing)
+
+
+def test_fit_params_are_sliced_per_split(blobs):
+    weights = np.linspace(0.5, 2.0, len(blobs))
+    kde = KernelDensity(bandwidth=0.6)
+    mem = MemorizationScorer(kde, cv=KFold(4)).fit(blobs, sample_weight=weights)
+    assert mem.method_ == "refit"  # weights are not part of the closed form
+    train = np.flatnonzero(mem.in_mask_[0])
+    expected = (
+        clone(kde).fit(blobs[train], sample_weight=weights[train]).score_samples(blobs)
+    )
+    np.testing.assert_allclose(mem.loglik_[0], expected)
+
+
+def test_repeated_kfold_standard_error(blobs):
+    mem = MemorizationScorer(
+        KernelDensity(bandwidth=0.5),
+        cv=RepeatedKFold(n_splits=4, n_repeats=3, random_state=0),
+    ).fit(blobs)
+    assert mem.n_repeats_ == 3
+    per_repeat = []
+    for r in range(3):
+        sub = MemorizationScorer(
+            KernelDensity(bandwidth=0.5),
+            cv=[
+                (np.flatnonzero(m), np.flatnonzero(~m))
+                for m in mem.in_mask_[4 * r : 4 * r + 4]
+            ],
+        ).fit(blobs)
+        per_repeat.append(sub.memorization_scores_)
+    expected = np.std(per_repeat, axis=0, ddof=1) / np.sqrt(3)
+    np.testing.assert_allclose(mem.memorization_stderr_, expected, rtol=1e-10)
+    single = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=4).fit(blobs)
+    assert single.n_repeats_ == 1 and np.isnan(single.memorization_stderr_).all()
+
+
+def test_shufflesplit_rows_outside_both_parts_count_as_out(blobs):
+    cv = ShuffleSplit(6, train_size=0.5, test_size=0.2, random_state=0)
+    mem = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=cv).fit(blobs)
+    np.testing.assert_array_equal(mem.n_in_ + mem.n_out_, 6)
+    ok = (mem.n_in_ > 0) & (mem.n_out_ > 0)
+    assert np.isfinite(mem.memorization_scores_[ok]).all()
+    assert np.isnan(mem.memorization_scores_[~ok]).all()
+
+
+def test_samples_without_out_fit_are_nan_and_warned(blobs):
+    # one split only: its training rows have no "out" fit and vice versa
+    train, test = np.arange(30), np.arange(30, 40)
+    with pytest.warns(
+        MemorizationWarning, match="30 of 40 samples have no 'out' fit and 10"
+    ):
+        mem = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=[(train, test)]).fit(
+            blobs
+        )
+    assert np.isnan(mem.memorization_scores_).all()
+    assert (
+        np.isnan(mem.out_loglik_[train]).all()
+        and np.isfinite(mem.in_loglik_[train]).all()
+    )
+
+
+def test_zero_density_is_kept_and_warned():
+    # an isolated point under a compact kernel: zero density when left out
+    X = np.array([[0.0], [0.1], [0.2], [0.3], [10.0], [0.15]])
+    with pytest.warns(MemorizationWarning, match=r"M = \+inf for 1"):
+        mem = MemorizationScorer(
+            KernelDensity(bandwidth=0.5, kernel="tophat"), cv=LeaveOneOut()
+        ).fit(X)
+    assert np.isposinf(mem.memorization_scores_[4])
+    assert np.isneginf(mem.out_loglik_[4])
+    assert np.isneginf(mem.loglik_[4, 4]) and np.isfinite(mem.in_loglik_[4])
+    assert np.isfinite(np.delete(mem.memorization_scores_, 4)).all()
+
+
+def test_refit_false(blobs):
+    mem = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=4, refit=False).fit(blobs)
+    assert not hasattr(mem, "estimator_") and not hasattr(mem, "full_loglik_")
+    assert not hasattr(mem, "score_samples")
+    with pytest.raises(AttributeError, match="has no attribute 'score'"):
+        mem.score(blobs)
+
+
+@pytest.mark.parametrize("n_jobs,backend", [(1, None), (2, "loky"), (2, "threading")])
+def test_same_scores_whatever_n_jobs_and_backend(blobs, n_jobs, backend):
+    gm = GaussianMixture(2, max_iter=20)
+    ref = MemorizationScorer(gm, cv=4, random_state=0).fit(blobs)
+    context = joblib.parallel_config(backend=backend) if backend else nullcontext()
+    with context:
+        mem = MemorizationScorer(gm, cv=4, random_state=0, n_jobs=n_jobs).fit(blobs)
+    np.testing.assert_array_equal(mem.loglik_, ref.loglik_)
+    np.testing.assert_array_equal(mem.memorization_scores_, ref.memorization_scores_)
+
+
+def test_threads_are_limited_inside_fits_and_restored(blobs):
+    from threadpoolctl import threadpool_info
+
+    seen = []
+
+    class Probe(GaussianMixture):
+        def fit(self, X, y=None):
+            seen.append(max((p["num_threads"] for p in threadpool_info()), default=1))
+            return super().fit(X)
+
+    before = [p["num_threads"] for p in threadpool_info()]
+    MemorizationScorer(Probe(1), cv=3, random_state=0).fit(blobs)
+    assert seen and max(seen) == 1
+    assert [p["num_threads"] for p in threadpool_info()] == before
+    from sklearn_mem._folds import inner_thread_limit
+
+    assert inner_thread_limit() == 1
+    with joblib.parallel_config(backend="loky", inner_max_num_threads=2):
+        assert inner_thread_limit() == 2
+
+
+class Counting(GaussianMixture):
+    """A GaussianMixture that counts its fits (module level: picklable)."""
+
+    calls = []
+
+    def fit(self, X, y=None):
+        self.calls.append(len(X))
+        return super().fit(X)
+
+
+def test_memory_caches_fits_and_allows_reaggregation(tmp_path, blobs):
+    calls = Counting.calls
+    calls.clear()
+    kwargs = dict(cv=4, random_state=0, memory=str(tmp_path), refit=False)
+    first = MemorizationScorer(Counting(2), **kwargs).fit(blobs)
+    assert len(calls) == 4
+    again = MemorizationScorer(Counting(2), **kwargs).fit(blobs)
+    assert len(calls) == 4  # every fit came from the cache
+    np.testing.assert_array_equal(first.loglik_, again.loglik_)
+    mean = MemorizationScorer(Counting(2), aggregate="mean", **kwargs).fit(blobs)
+    assert len(calls) == 4
+    assert not np.allclose(mean.memorization_scores_, first.memorization_scores_)
+    # another parameter is another cache entry
+    MemorizationScorer(Counting(2, reg_covar=1e-3), **kwargs).fit(blobs)
+    assert len(calls) == 8
+    mem_obj = joblib.Memory(str(tmp_path), verbose=0)
+    MemorizationScorer(
+        Counting(2), cv=4, random_state=0, memory=mem_obj, refit=False
+    ).fit(blobs)
+    assert len(calls) == 8
+
+
+def test_scores_are_positive_on_average_for_a_flexible_model(digits):
+    mem = MemorizationScorer(KernelDensity(bandwidth=0.4), cv=10, random_state=0).fit(
+        digits
+    )
+    assert mem.method_ == "exact"
+    M = mem.memorization_scores_
+    assert np.isfinite(M).all() and np.median(M) > 0
+    assert np.quantile(M, 0.95) > np.quantile(M, 0.5)
+
+
+def test_no_warning_on_ordinary_fit(blobs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MemorizationScorer(KernelDensity(bandwidth=0.5), cv=5, random_state=0).fit(
+            blobs
+        )
