@@ -9,6 +9,7 @@ and returns the clone's log-likelihood of every row (not the model).
 import logging
 import sys
 from contextlib import contextmanager
+from functools import lru_cache
 
 import numpy as np
 from joblib import Memory
@@ -17,7 +18,7 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 MAX_SEED = np.iinfo(np.int32).max
 
@@ -110,13 +111,19 @@ def inner_thread_limit():
     return int(limit) if limit else 1
 
 
+@lru_cache(maxsize=1)
+def _threadpool_controller():
+    # inspecting the loaded libraries costs ~0.1 s: do it once per process
+    return ThreadpoolController()
+
+
 @contextmanager
 def limit_threads(n_threads):
     """Limit BLAS/OpenMP (and torch, if imported) threads; restore after."""
     torch = sys.modules.get("torch")
     previous = torch.get_num_threads() if torch is not None else None
     try:
-        with threadpool_limits(limits=n_threads):
+        with _threadpool_controller().limit(limits=n_threads):
             if torch is not None:
                 torch.set_num_threads(n_threads)
             yield

@@ -23,10 +23,12 @@ The kernels and their normalisations are those of
 import math
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from scipy.spatial.distance import cdist
 from sklearn import get_config
 from sklearn.utils import gen_batches
+
+from ._folds import limit_threads
 
 KERNELS = ("gaussian", "tophat", "epanechnikov", "exponential", "linear", "cosine")
 
@@ -173,48 +175,89 @@ class _Round:
             labels[rows] = b
         self.fits = np.asarray(fits, dtype=np.intp)
         self.order = np.argsort(labels, kind="stable")
+        self.identity = bool(np.all(self.order == np.arange(n_samples)))
         sizes = np.bincount(labels, minlength=len(blocks) + 1)
-        self.n_blocks = int(np.count_nonzero(sizes))
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         self.starts = starts[sizes > 0]
         self.sizes = sizes[sizes > 0]
+        self.singletons = bool(np.all(self.sizes == 1))  # LeaveOneOut
         # position of each fit's excluded block among the non-empty blocks
         position = np.cumsum(sizes > 0) - 1
         self.fit_block = position[: len(blocks)]
 
     def sums(self, log_k):
-        """log sum_{j in train_k} exp(log_k[:, j]) for every fit of the round."""
-        a = log_k[:, self.order]
-        m = np.maximum.reduceat(a, self.starts, axis=1)
-        m_safe = np.where(np.isfinite(m), m, 0.0)
-        e = np.exp(a - np.repeat(m_safe, self.sizes, axis=1))
-        with np.errstate(divide="ignore"):
-            block = np.log(np.add.reduceat(e, self.starts, axis=1)) + m_safe
-        # exclude one block at a time: prefix and suffix log-add-exp
-        neg = np.full((block.shape[0], 1), -np.inf)
-        prefix = np.hstack([neg, np.logaddexp.accumulate(block, axis=1)[:, :-1]])
-        suffix = np.hstack(
-            [np.logaddexp.accumulate(block[:, ::-1], axis=1)[:, ::-1][:, 1:], neg]
-        )
-        excluded = np.logaddexp(prefix, suffix)
-        return excluded[:, self.fit_block]
+        """Log kernel sums over each fit's training part, and over all rows.
+
+        Returns ``(excluded, total)``: ``excluded[:, f]`` is
+        ``log sum_{j in train_f} exp(log_k[:, j])`` for the round's fits,
+        ``total`` the same over every row.
+        """
+        a = log_k if self.identity else log_k[:, self.order]
+        if self.singletons:
+            block = a
+        else:
+            m = np.maximum.reduceat(a, self.starts, axis=1)
+            m_safe = np.where(np.isfinite(m), m, 0.0)
+            e = a - np.repeat(m_safe, self.sizes, axis=1)
+            np.exp(e, out=e)
+            with np.errstate(divide="ignore"):
+                block = np.log(np.add.reduceat(e, self.starts, axis=1)) + m_safe
+        excluded, total = _exclude_each(block)
+        return excluded[:, self.fit_block], total
+
+
+def _exclude_each(block):
+    """log of sum_{g != f} exp(block[:, g]) for every column f, and the total.
+
+    No subtraction, so no cancellation: the terms are scaled by the row
+    maximum and summed by prefix and suffix sums; the column holding the
+    maximum is summed again scaled by the second largest value, so the sum
+    that leaves out a dominant term (a LeaveOneOut self-term at a tiny
+    bandwidth) does not underflow.
+    """
+    rows = np.arange(block.shape[0])
+    top = block.argmax(axis=1)
+    m1 = block[rows, top]
+    m1_safe = np.where(np.isfinite(m1), m1, 0.0)
+    e = np.exp(block - m1_safe[:, None])
+    forward = np.cumsum(e, axis=1)
+    backward = np.cumsum(e[:, ::-1], axis=1)[:, ::-1]
+    others = np.zeros_like(e)
+    others[:, 1:] += forward[:, :-1]
+    others[:, :-1] += backward[:, 1:]
+    with np.errstate(divide="ignore"):
+        excluded = np.log(others) + m1_safe[:, None]
+        total = np.log(forward[:, -1]) + m1_safe
+        rest = block.copy()
+        rest[rows, top] = -np.inf
+        excluded[rows, top] = _lse_rows(rest)
+    return excluded, total
 
 
 def _plan(splits, n_samples):
-    """Sort fits into rounds of complement fits and direct (weighted) fits."""
-    rounds, direct = [], []
+    """Sort fits into rounds of complement fits and direct (weighted) fits.
+
+    Returns the rounds, the direct fits with the log-multiplicity of every
+    row in their training part, and the training-part size of every fit.
+    """
+    rounds, direct, log_counts, n_train = [], [], {}, []
     current_fits, current_blocks = [], []
     used = np.zeros(n_samples, dtype=bool)
-    counts = []
+    marked = np.zeros(n_samples, dtype=bool)
     for k, (train, test) in enumerate(splits):
-        count = np.bincount(train, minlength=n_samples)
-        counts.append(count)
-        is_complement = count.max() <= 1 and count.sum() + len(test) == n_samples
-        if is_complement:
-            test = np.asarray(test, dtype=np.intp)
-            is_complement = not np.any(count[test])
+        n_train.append(len(train))
+        marked[:] = False
+        marked[train] = True
+        is_complement = (
+            len(train) + len(test) == n_samples
+            and np.count_nonzero(marked) == len(train)  # no repeated index
+            and not marked[test].any()
+        )
         if not is_complement:
             direct.append(k)
+            with np.errstate(divide="ignore"):
+                count = np.bincount(train, minlength=n_samples).astype(np.float64)
+                log_counts[k] = np.log(count)
             continue
         if used[test].any():
             rounds.append(_Round(n_samples, current_fits, current_blocks))
@@ -225,29 +268,58 @@ def _plan(splits, n_samples):
         current_blocks.append(test)
     if current_fits:
         rounds.append(_Round(n_samples, current_fits, current_blocks))
-    return rounds, direct, counts
+    return rounds, direct, log_counts, np.asarray(n_train, dtype=np.float64)
 
 
-def _chunk_sums(X, rows, bandwidths, rounds, direct, log_counts, full_h, kernel):
-    """Log kernel sums of every fit (and of the full fit) for query ``rows``."""
+# Largest error (nats) a Gaussian kernel term may take from computing squared
+# distances as |x|^2 + |y|^2 - 2 x.y with BLAS instead of exactly.
+_GEMM_TOLERANCE = 1e-10
+
+
+def _distances(X, sq_norms, rows, kernel, h_min):
+    """Distances (squared for _SQUARED kernels) from ``X[rows]`` to ``X``.
+
+    The Gaussian kernel takes the BLAS expansion on centred data when its
+    rounding error, about 8 eps max|x|^2 / (2 h^2) nats per term, is below
+    ``_GEMM_TOLERANCE``; everything else (and tiny bandwidths) uses exact
+    pairwise differences, so compact kernels see their support boundary
+    exactly as KernelDensity does.
+    """
+    if kernel == "gaussian" and sq_norms is not None:
+        bound = 8 * np.finfo(np.float64).eps * sq_norms.max() / (2 * h_min**2)
+        if bound < _GEMM_TOLERANCE:
+            d = X[rows] @ X.T
+            d *= -2.0
+            d += sq_norms[rows, None]
+            d += sq_norms[None, :]
+            np.maximum(d, 0.0, out=d)
+            return d
     metric = "sqeuclidean" if kernel in _SQUARED else "euclidean"
-    dist = cdist(X[rows], X, metric=metric)
-    n_fits = len(bandwidths)
-    out = np.empty((n_fits, dist.shape[0]))
-    full = None
+    return cdist(X[rows], X, metric=metric)
+
+
+def _chunk_sums(X, sq_norms, rows, plan, kernel):
+    """Log kernel sums of every fit (and of the full fit) for query ``rows``."""
+    bandwidths, rounds, direct, log_counts, full_h = plan
     distinct = set(bandwidths.tolist())
     if full_h is not None:
         distinct.add(full_h)
+    dist = _distances(X, sq_norms, rows, kernel, min(distinct))
+    out = np.empty((len(bandwidths), dist.shape[0]))
+    full = None
     for h in sorted(distinct):
         log_k = log_kernel(dist, h, kernel)
         for rnd in rounds:
             sel = bandwidths[rnd.fits] == h
-            if sel.any():
-                out[rnd.fits[sel]] = rnd.sums(log_k)[:, sel].T
+            if sel.any() or (full is None and full_h == h):
+                excluded, total = rnd.sums(log_k)
+                out[rnd.fits[sel]] = excluded[:, sel].T
+                if full_h == h:
+                    full = total
         for k in direct:
             if bandwidths[k] == h:
                 out[k] = _lse_rows(log_k + log_counts[k][None, :])
-        if full_h == h:
+        if full_h == h and full is None:
             full = _lse_rows(log_k)
     return out, full
 
@@ -278,8 +350,9 @@ def kde_loglik(
     full : bool, default=False
         Also return the log-likelihood under the fit on all rows.
     chunk_size : int, default=None
-        Query rows per chunk; by default sized from scikit-learn's
-        ``working_memory``.
+        Query rows per chunk; by default sized from ``n_samples`` and
+        scikit-learn's ``working_memory`` (never from ``n_jobs``, so the
+        results are bit-identical for any number of threads).
     n_jobs : int, default=None
         Threads over chunks.
 
@@ -301,24 +374,28 @@ def kde_loglik(
     (3, 3)
     """
     n, d = X.shape
-    rounds, direct, counts = _plan(splits, n)
-    n_train = np.array([c.sum() for c in counts], dtype=np.float64)
+    rounds, direct, log_counts, n_train = _plan(splits, n)
     bandwidths = np.array([kde_bandwidth(bandwidth, m, d) for m in n_train])
-    with np.errstate(divide="ignore"):
-        log_counts = {k: np.log(counts[k].astype(np.float64)) for k in direct}
     full_h = kde_bandwidth(bandwidth, n, d) if full else None
 
+    n_threads = effective_n_jobs(n_jobs)
     if chunk_size is None:
         # a handful of (chunk, n) float64 work arrays per distinct bandwidth
         working = get_config()["working_memory"] * 2**20
         chunk_size = int(max(1, min(n, working // (8 * 6 * n))))
+        # fixed by n alone (never by n_jobs), so results are bit-identical
+        # whatever the number of threads; small enough to share out
+        chunk_size = min(chunk_size, max(64, -(-n // 16)))
+    Xc = X - X.mean(axis=0)  # distances are translation invariant
+    sq_norms = np.einsum("ij,ij->i", Xc, Xc) if kernel == "gaussian" else None
+    plan = (bandwidths, rounds, direct, log_counts, full_h)
     batches = list(gen_batches(n, chunk_size))
-    results = Parallel(n_jobs=n_jobs, backend="threading")(
-        delayed(_chunk_sums)(
-            X, rows, bandwidths, rounds, direct, log_counts, full_h, kernel
+    # threads over chunks; BLAS single-threaded inside them (also keeps
+    # results independent of the thread count)
+    with limit_threads(1):
+        results = Parallel(n_jobs=n_threads, backend="threading")(
+            delayed(_chunk_sums)(Xc, sq_norms, rows, plan, kernel) for rows in batches
         )
-        for rows in batches
-    )
     sums = np.hstack([r[0] for r in results])
     norms = np.array([log_kernel_norm(h, d, kernel) for h in bandwidths])
     loglik = sums - np.log(n_train)[:, None] + norms[:, None]

@@ -143,14 +143,26 @@ def test_leave_one_out_formula(blobs):
     np.testing.assert_allclose(mem.in_loglik_, np.log(in_density) + log_c, atol=1e-12)
 
 
-def test_chunking_and_threads_do_not_change_results(blobs):
+@pytest.mark.parametrize("kernel", ["gaussian", "tophat"])
+def test_chunking_and_threads_do_not_change_results(blobs, kernel):
     splits = list(KFold(4).split(blobs))
-    base, _ = kde_loglik(blobs, splits, bandwidth=0.5, chunk_size=1000)
-    for chunk, n_jobs in [(1, None), (7, 2), (13, -1)]:
+    base, _ = kde_loglik(blobs, splits, bandwidth=0.5, kernel=kernel)
+    for n_jobs in (2, -1):
+        same, _ = kde_loglik(blobs, splits, bandwidth=0.5, kernel=kernel, n_jobs=n_jobs)
+        np.testing.assert_array_equal(base, same)  # bit for bit
+    for chunk in (1, 7, 13):
         other, _ = kde_loglik(
-            blobs, splits, bandwidth=0.5, chunk_size=chunk, n_jobs=n_jobs
+            blobs, splits, bandwidth=0.5, kernel=kernel, chunk_size=chunk
         )
-        np.testing.assert_array_equal(base, other)
+        np.testing.assert_allclose(base, other, rtol=1e-13)
+
+
+def test_scorer_exact_path_is_bit_identical_across_n_jobs(digits):
+    kde = KernelDensity(bandwidth=0.5)
+    one = MemorizationScorer(kde, cv=10, random_state=0, n_jobs=1).fit(digits)
+    two = MemorizationScorer(kde, cv=10, random_state=0, n_jobs=2).fit(digits)
+    np.testing.assert_array_equal(one.loglik_, two.loglik_)
+    np.testing.assert_array_equal(one.memorization_scores_, two.memorization_scores_)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn_mem.MemorizationWarning")
