@@ -193,10 +193,31 @@ def check_memory(memory):
     return memory
 
 
-def _cached_fit_and_score(estimator, X, train, fit_params, seed, n_threads, index):
-    # the cache key: estimator parameters, data, split and seed, not the
-    # thread count or the fit's position
+def _cached_fit_and_score(
+    estimator, X, train, fit_params, seed, n_threads, index, versions
+):
+    # the cache key: estimator parameters, data, split, seed and the versions
+    # of the code that fits (a new release may fit differently with the same
+    # parameters); not the thread count or the fit's position
     return fit_and_score(estimator, X, train, fit_params, seed, n_threads, index)
+
+
+def _code_versions(estimator):
+    """Versions of sklearn_mem, scikit-learn and the estimator's package."""
+    import sklearn
+
+    from . import __version__
+
+    versions = {"sklearn_mem": __version__, "sklearn": sklearn.__version__}
+    for name in ("torch", "skorch"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", "?")
+    top = type(estimator).__module__.split(".")[0]
+    module = sys.modules.get(top)
+    if module is not None:
+        versions[top] = getattr(module, "__version__", "?")
+    return versions
 
 
 def progress(iterable, *, total, enabled, desc="fits"):
@@ -219,11 +240,12 @@ def _logged(iterable, total, desc):
 def run_fits(estimator, X, splits, fit_params, seeds, *, n_jobs, memory, verbose):
     """Fit and score every split in parallel; return (n_fits, n_samples)."""
     n_threads = inner_thread_limit()
-    worker = fit_and_score
+    worker, extra = fit_and_score, ()
     if memory is not None:
         worker = check_memory(memory).cache(
             _cached_fit_and_score, ignore=["n_threads", "index"]
         )
+        extra = (_code_versions(estimator),)
     results = Parallel(
         n_jobs=n_jobs, verbose=verbose if verbose > 1 else 0, return_as="generator"
     )(
@@ -235,6 +257,7 @@ def run_fits(estimator, X, splits, fit_params, seeds, *, n_jobs, memory, verbose
             None if seeds is None else int(seeds[k]),
             n_threads,
             k,
+            *extra,
         )
         for k, (train, _) in enumerate(splits)
     )
