@@ -1,0 +1,697 @@
+"""DensityNet: a skorch ``NeuralNet`` that is a scikit-learn density estimator.
+
+The net trains a module whose ``forward`` returns per-sample log-likelihoods
+(or a lower bound on them) by minimising their negative mean, and scores with
+the module's ``log_prob`` (or ``forward`` in eval mode). Everything skorch
+offers (callbacks, ``optimizer__*``/``module__*`` parameters, ``set_params``,
+pickling, devices) keeps working; this module only overrides skorch's
+documented extension points plus a thin seeding wrapper around
+``partial_fit``.
+
+Randomness. skorch has no ``random_state``; here one integer seeds three
+independent streams derived with :class:`numpy.random.SeedSequence`: the
+module's initialisation, the training stream (batch order and any noise the
+module draws while training) and :meth:`DensityNet.sample`. The scoring noise
+of stochastic modules is seeded by the separate ``score_seed`` so that every
+fit of a cross-validation run scores each sample with the same draws (common
+random numbers); it deliberately does not end in ``random_state``, which
+meta-estimators overwrite with one seed per fit. The global torch RNG is only
+touched inside :func:`torch.random.fork_rng`, so its state is restored
+afterwards.
+"""
+
+import contextlib
+import inspect
+import numbers
+import threading
+
+import numpy as np
+import torch
+from sklearn.base import DensityMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_array, check_random_state
+from skorch import NeuralNet
+from skorch.dataset import Dataset as SkorchDataset
+from skorch.dataset import unpack_data
+from skorch.utils import is_dataset
+from torch.utils.data import DataLoader
+
+__all__ = ["DensityNet", "DensityLoss"]
+
+_STREAMS = {"init": 1, "train": 2, "sample": 3, "score": 4}
+
+
+def _derive_seed(random_state, stream, *keys):
+    """Return a 63-bit integer seed for one named random stream.
+
+    An integer ``random_state`` gives the same seed for the same ``stream`` and
+    ``keys`` every time; ``None`` or a :class:`numpy.random.RandomState` draws
+    a fresh seed from it (scikit-learn semantics).
+    """
+    if random_state is None or isinstance(random_state, np.random.RandomState):
+        rng = check_random_state(random_state)
+        return int(rng.randint(0, np.iinfo(np.int64).max, dtype=np.int64))
+    if isinstance(random_state, numbers.Integral) and not isinstance(
+        random_state, bool
+    ):
+        if random_state < 0:
+            raise ValueError(
+                f"random_state={random_state} is negative; expected None, a "
+                "non-negative integer or a numpy RandomState. Pass e.g. "
+                "random_state=0."
+            )
+        seq = np.random.SeedSequence([int(random_state), _STREAMS[stream], *keys])
+        return int(seq.generate_state(1, np.uint64)[0] >> np.uint64(1))
+    raise ValueError(
+        f"random_state={random_state!r} is not valid; expected None, a "
+        "non-negative integer or a numpy RandomState instance."
+    )
+
+
+def _torch_generator(seed, device="cpu"):
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    return gen
+
+
+def _accepts_kwarg(fn, name):
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+    )
+
+
+# Guards torch's global RNG state: seeding + restoring is atomic, and module
+# construction (which draws from the global RNG) holds it throughout, so fits
+# running in threads (joblib's threading backend) initialise reproducibly.
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _forked_global_rng(device, seed, hold=False):
+    """Seed torch's global RNG inside a block and restore it afterwards.
+
+    With ``hold=True`` the lock is held for the whole block (short blocks
+    that draw from the global RNG: module construction, sampling); otherwise
+    only while seeding and restoring (training, scoring: our modules draw
+    from explicit generators there).
+    """
+    device = torch.device(device)
+    devices = []
+    if device.type == "cuda" and torch.cuda.is_available():
+        devices = [device.index if device.index is not None else 0]
+    lock = _GLOBAL_RNG_LOCK
+    lock.acquire()
+    try:
+        cpu_state = torch.get_rng_state()
+        cuda_states = [torch.cuda.get_rng_state(d) for d in devices]
+        torch.manual_seed(seed)
+        if not hold:
+            lock.release()
+        try:
+            yield
+        finally:
+            if not hold:
+                lock.acquire()
+            torch.set_rng_state(cpu_state)
+            for d, state in zip(devices, cuda_states):
+                torch.cuda.set_rng_state(state, d)
+    finally:
+        lock.release()
+
+
+class DensityLoss(torch.nn.Module):
+    """Negative mean log-likelihood: the training loss of :class:`DensityNet`.
+
+    ``forward(y_pred)`` accepts what the module's ``forward`` returned: a
+    tensor of per-sample log-likelihoods (or lower bounds) of shape
+    ``(batch,)``, whose negative mean is returned; a 0-d tensor, which is taken
+    to be the loss itself; or a tuple whose first element is one of those.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mem.models import DensityLoss
+    >>> DensityLoss()(torch.tensor([-1.0, -3.0]))
+    tensor(2.)
+    """
+
+    def forward(self, y_pred, y_true=None):
+        if isinstance(y_pred, (tuple, list)):
+            y_pred = y_pred[0]
+        if not isinstance(y_pred, torch.Tensor):
+            raise TypeError(
+                "The module's forward returned "
+                f"{type(y_pred).__name__}; expected a tensor of per-sample "
+                "log-likelihoods of shape (batch,) or a 0-d loss tensor."
+            )
+        if y_pred.ndim == 0:
+            return y_pred
+        if y_pred.ndim != 1:
+            raise ValueError(
+                "The module's forward returned a tensor of shape "
+                f"{tuple(y_pred.shape)}; expected per-sample log-likelihoods "
+                "of shape (batch,) (sum over features inside the module) or a "
+                "0-d loss."
+            )
+        return -y_pred.mean()
+
+
+class TensorData(torch.utils.data.Dataset):
+    """The whole data set as one tensor, already on the net's device.
+
+    Iterating it through :class:`DensityNet`'s iterator slices the tensor
+    directly (no per-sample collation, no numpy round trip); it also works
+    with a plain :class:`torch.utils.data.DataLoader`.
+    """
+
+    def __init__(self, X):
+        self.X = X
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i], torch.zeros((), dtype=self.X.dtype)
+
+
+class _TensorBatches:
+    """Mini-batches of a tensor, reshuffled on every pass when asked."""
+
+    def __init__(self, X, batch_size, shuffle=False, drop_last=False, generator=None):
+        self.X = X
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.generator = generator
+
+    def __len__(self):
+        n = len(self.X)
+        if self.drop_last:
+            return n // self.batch_size
+        return -(-n // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.X)
+        order = None
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.X.device)
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            if self.drop_last and stop - start < self.batch_size:
+                break
+            if order is None:
+                yield self.X[start:stop], None
+            else:
+                yield self.X[order[start:stop]], None
+
+
+_FAST_ITERATOR_KWARGS = {"shuffle", "drop_last", "num_workers", "pin_memory"}
+
+
+class DensityNet(DensityMixin, NeuralNet):
+    """A skorch neural net that is a scikit-learn density estimator.
+
+    Wraps any :class:`torch.nn.Module` whose ``forward(x)`` returns per-sample
+    log-likelihoods ``log p(x_i)`` in nats, shape ``(batch,)`` (or a lower
+    bound on them, or a 0-d loss tensor). Training minimises the negative mean
+    (:class:`DensityLoss`). Optional module methods:
+
+    - ``log_prob(x)``: per-sample log-likelihoods used by
+      :meth:`score_samples` (otherwise ``forward`` is used, in eval mode);
+      needed when ``forward`` returns a loss or a bound;
+    - ``sample(n, generator=None)``: draws used by :meth:`sample`;
+    - a ``generator`` keyword on ``forward``: the net then passes a seeded
+      :class:`torch.Generator` for the noise drawn while training.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance
+        The density model. ``module__<name>`` keyword arguments are passed to
+        its constructor (skorch convention).
+    criterion : torch.nn.Module class, default=DensityLoss
+        Turns the module's output into the loss.
+    optimizer : torch.optim.Optimizer class, default=torch.optim.Adam
+        Optimizer; set its options with ``optimizer__<name>`` (e.g.
+        ``optimizer__weight_decay``).
+    lr : float, default=1e-3
+        Learning rate.
+    max_epochs : int, default=10
+        Number of passes over the training data.
+    batch_size : int, default=128
+        Mini-batch size for training and scoring; -1 means the whole data.
+    train_split : callable or None, default=None
+        skorch's internal validation split. None (the default) trains on all
+        of ``X``: a density fit should see exactly the rows it is given.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the module's initialisation, the order of training batches,
+        noise drawn while training, and :meth:`sample`. An int makes
+        :meth:`fit` reproducible.
+    score_seed : int, default=0
+        Seed of any noise drawn while scoring (e.g. importance samples).
+        Scoring noise depends on this seed and the row's position, never on
+        the fitted model or ``random_state``, so the fits of one
+        cross-validation run share it (common random numbers) and the noise
+        cancels in differences between fits. Deliberately not named
+        ``*random_state``: meta-estimators reseed those per fit.
+    device : str or torch.device, default="cpu"
+        Device to train and score on. A net pickled on a GPU loads on the CPU
+        when no GPU is available.
+    verbose : int, default=0
+        skorch's per-epoch log when > 0.
+    **kwargs
+        Any other :class:`skorch.NeuralNet` parameter (``callbacks``,
+        ``warm_start``, ``iterator_train__*``, ``module__*``, ...). Training
+        batches are shuffled (``iterator_train__shuffle=True``) and no
+        DataLoader worker processes are used (``iterator_*__num_workers=0``)
+        unless overridden.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The fitted module.
+    n_features_in_ : int
+        Number of features seen during :meth:`fit`.
+    history_ : skorch.history.History
+        Per-epoch training log (``train_loss`` is the negative mean
+        log-likelihood or bound).
+
+    See Also
+    --------
+    VAEDensity : Variational auto-encoder with an importance-sampled score.
+    FlowDensity : RealNVP normalizing flow with exact log-likelihood.
+
+    Examples
+    --------
+    A diagonal Gaussian written as a module becomes a density estimator:
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from sklearn_mem.models import DensityNet
+    >>> class Gaussian(torch.nn.Module):
+    ...     def __init__(self, n_features=2):
+    ...         super().__init__()
+    ...         self.loc = torch.nn.Parameter(torch.zeros(n_features))
+    ...         self.log_scale = torch.nn.Parameter(torch.zeros(n_features))
+    ...     def forward(self, x):
+    ...         dist = torch.distributions.Normal(self.loc, self.log_scale.exp())
+    ...         return dist.log_prob(x).sum(-1)
+    >>> X = np.random.RandomState(0).normal(size=(50, 2))
+    >>> net = DensityNet(Gaussian, module__n_features=2, max_epochs=2,
+    ...                  random_state=0).fit(X)
+    >>> net.score_samples(X[:3]).shape
+    (3,)
+    >>> net.score_samples(X[:3]).dtype
+    dtype('float64')
+    """
+
+    def __init__(
+        self,
+        module,
+        *,
+        criterion=DensityLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=128,
+        train_split=None,
+        random_state=None,
+        score_seed=0,
+        device="cpu",
+        verbose=0,
+        **kwargs,
+    ):
+        self.random_state = random_state
+        self.score_seed = score_seed
+        kwargs.setdefault("iterator_train__shuffle", True)
+        kwargs.setdefault("iterator_train__num_workers", 0)
+        kwargs.setdefault("iterator_valid__num_workers", 0)
+        super().__init__(
+            module,
+            criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            device=device,
+            verbose=verbose,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------
+    # Input validation
+    # ------------------------------------------------------------------
+    def _check_values(self, X):
+        """Model-specific checks on the validated float array (hook)."""
+
+    def _validate_X(self, X, *, reset):
+        """Validate X; return a C-contiguous 2-D float32 array."""
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        try:
+            X = check_array(
+                X,
+                dtype=np.float32,
+                ensure_all_finite=False,
+                allow_nd=True,
+                input_name="X",
+                estimator=self,
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"{type(self).__name__} could not read X: {exc} Pass a numeric "
+                "array-like of shape (n_samples, n_features)."
+            ) from exc
+        X = self._check_shape(X)
+        bad = ~np.isfinite(X)
+        if bad.any():
+            rows = np.flatnonzero(bad.any(axis=1))
+            kind = "NaN" if np.isnan(X).any() else "infinite values"
+            raise ValueError(
+                f"X contains {kind} in {int(bad.sum())} entries across "
+                f"{len(rows)} rows (first bad row: {rows[0]}); "
+                f"{type(self).__name__} needs finite inputs. Impute the missing "
+                "values (e.g. sklearn.impute.SimpleImputer in a Pipeline) or "
+                "drop those rows before fit/score_samples."
+            )
+        n_features = X.shape[1]
+        if reset:
+            self.n_features_in_ = n_features
+        elif hasattr(self, "n_features_in_") and n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {n_features} features, but {type(self).__name__} was "
+                f"fitted with {self.n_features_in_} features. Pass data with the "
+                "same columns as in fit."
+            )
+        self._check_values(X)
+        return np.ascontiguousarray(X)
+
+    def _check_shape(self, X):
+        """Return X as 2-D (hook: image models accept and check N-D input)."""
+        if X.ndim != 2:
+            raise ValueError(
+                f"X has shape {X.shape}; {type(self).__name__} expects a 2-D "
+                "array of shape (n_samples, n_features). Reshape it, e.g. "
+                "X.reshape(len(X), -1)."
+            )
+        return X
+
+    def _to_tensor(self, X):
+        return torch.as_tensor(X, device=self.device)
+
+    # ------------------------------------------------------------------
+    # skorch extension points
+    # ------------------------------------------------------------------
+    def _module_needs_rebuild(self):
+        """Whether ``module_`` must be rebuilt for the data seen (hook)."""
+        return False
+
+    def _default_module_kwargs(self):
+        """Constructor arguments the net derives for its module (hook).
+
+        ``module__*`` parameters override them.
+        """
+        return {}
+
+    def initialize_module(self):
+        """Build the module with its initialisation seeded by ``random_state``."""
+        kwargs = {**self._default_module_kwargs(), **self.get_params_for("module")}
+        seed = _derive_seed(self.random_state, "init")
+        with _forked_global_rng(self.device, seed, hold=True):
+            self.module_ = self.initialized_instance(self.module, kwargs)
+        return self
+
+    def get_loss(self, y_pred, y_true=None, X=None, training=False):
+        """Negative mean log-likelihood of the batch (via ``criterion_``)."""
+        return self.criterion_(y_pred)
+
+    def get_dataset(self, X, y=None):
+        """Validate ``X`` once and hold it as one tensor on ``device``.
+
+        ``y`` is ignored (density estimation). A torch ``Dataset`` is passed
+        through unchanged; a custom ``dataset`` parameter is honoured.
+        """
+        if is_dataset(X):
+            return X
+        Xt = self._validate_X(X, reset=False)
+        custom = self.dataset is not SkorchDataset or self.get_params_for("dataset")
+        if custom:
+            return super().get_dataset(Xt, None)
+        return TensorData(self._to_tensor(Xt))
+
+    def get_iterator(self, dataset, training=False):
+        """Slice tensors directly for :class:`TensorData`; else a DataLoader.
+
+        Training batches are shuffled with a generator seeded from
+        ``random_state``; any ``iterator_*`` parameter other than
+        ``batch_size``, ``shuffle``, ``drop_last``, ``num_workers=0`` and
+        ``pin_memory`` (or a custom iterator class) falls back to skorch's
+        DataLoader path, still seeded.
+        """
+        prefix = "iterator_train" if training else "iterator_valid"
+        iterator = self.iterator_train if training else self.iterator_valid
+        kwargs = self.get_params_for(prefix)
+        batch_size = kwargs.pop("batch_size", self.batch_size)
+        if batch_size == -1:
+            batch_size = len(dataset)
+        shuffle = bool(kwargs.get("shuffle", False))
+        generator = self._shuffle_generator() if shuffle else None
+        fast = (
+            isinstance(dataset, TensorData)
+            and iterator is DataLoader
+            and set(kwargs) <= _FAST_ITERATOR_KWARGS
+            and not kwargs.get("num_workers", 0)
+        )
+        if fast:
+            return _TensorBatches(
+                dataset.X,
+                batch_size,
+                shuffle=shuffle,
+                drop_last=bool(kwargs.get("drop_last", False)),
+                generator=generator,
+            )
+        kwargs["batch_size"] = batch_size
+        if generator is not None and "generator" not in kwargs:
+            kwargs["generator"] = generator
+        return iterator(dataset, **kwargs)
+
+    def _shuffle_generator(self):
+        state = getattr(self, "_fit_rng_", None)
+        if state is not None:
+            return state["shuffle"]
+        return _torch_generator(_derive_seed(self.random_state, "train", 0))
+
+    def train_step_single(self, batch, **fit_params):
+        """One forward/backward pass on a training batch.
+
+        As skorch's, but switches modules to train mode only when one is not
+        in it already (a recursive ``train()`` on every batch costs ~7% of
+        the step of a small model).
+        """
+        if not all(
+            getattr(self, name + "_").training
+            for name in self._modules + self._criteria
+            if isinstance(getattr(self, name + "_", None), torch.nn.Module)
+        ):
+            self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def infer(self, x, **fit_params):
+        """Forward a batch; pass the training generator when accepted."""
+        state = getattr(self, "_fit_rng_", None)
+        if (
+            state is not None
+            and state["pass_generator"]
+            and self.module_.training
+            and "generator" not in fit_params
+        ):
+            fit_params = {**fit_params, "generator": state["noise"]}
+        return super().infer(x, **fit_params)
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train for ``max_epochs`` more epochs without re-initialising.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored.
+        classes : None
+            Ignored.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        self : DensityNet
+            The fitted net.
+        """
+        # A thin wrapper only: validation, data-dependent module size and a
+        # seeded, restored RNG around skorch's own partial_fit (and so fit).
+        if not self.initialized_:
+            self.initialize()
+        if not is_dataset(X):
+            X = self._validate_X(X, reset=len(self.history) == 0)
+        if self._module_needs_rebuild():
+            self._initialize_module()
+            self._initialize_criterion()
+            self._initialize_optimizer()
+        seed = _derive_seed(self.random_state, "train", len(self.history))
+        seeds = np.random.SeedSequence(seed).generate_state(3, np.uint64) >> 1
+        self._fit_rng_ = {
+            "shuffle": _torch_generator(seeds[0]),
+            "noise": _torch_generator(seeds[1], self._generator_device()),
+            "pass_generator": _accepts_kwarg(self.module_.forward, "generator"),
+        }
+        try:
+            with _forked_global_rng(self.device, int(seeds[2])):
+                super().partial_fit(X, y, **fit_params)
+        finally:
+            del self._fit_rng_
+        return self
+
+    def _generator_device(self):
+        device = torch.device(self.device)
+        return device if device.type in ("cuda", "cpu") else torch.device("cpu")
+
+    # ------------------------------------------------------------------
+    # Density estimator API
+    # ------------------------------------------------------------------
+    def _check_fitted(self):
+        if not (self.initialized_ and hasattr(self, "n_features_in_")):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call "
+                "'fit' with training data before using this method."
+            )
+
+    def _score_batch_size(self, n_samples):
+        """Rows per scoring chunk; fixed by parameters so every fit agrees."""
+        kwargs = self.get_params_for("iterator_valid")
+        batch_size = kwargs.get("batch_size", self.batch_size)
+        return n_samples if batch_size == -1 else max(1, int(batch_size))
+
+    def _log_prob_chunk(self, x, start):
+        """Per-sample log-likelihoods of rows ``start:start+len(x)`` (hook)."""
+        module = self.module_
+        if hasattr(module, "log_prob"):
+            out = module.log_prob(x)
+        else:
+            out = module(x)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        return out
+
+    def _score_loop(self, X, chunk_fn):
+        """Apply ``chunk_fn(x, start)`` to fixed row chunks, in eval mode."""
+        self._check_fitted()
+        if not isinstance(self.score_seed, numbers.Integral) or self.score_seed < 0:
+            raise ValueError(
+                f"score_seed={self.score_seed!r}; expected a non-negative integer "
+                "(the same for every fit that should share scoring noise)."
+            )
+        Xt = self._to_tensor(self._validate_X(X, reset=False))
+        n = len(Xt)
+        chunk = self._score_batch_size(n)
+        out = np.empty(n, dtype=np.float64)
+        score_seed = int(self.score_seed)
+        self._set_training(False)
+        with (
+            torch.no_grad(),
+            _forked_global_rng(self.device, _derive_seed(score_seed, "score")),
+        ):
+            for index, start in enumerate(range(0, n, chunk)):
+                # global-RNG users (custom modules) get per-chunk common noise
+                torch.manual_seed(_derive_seed(score_seed, "score", index))
+                xb = Xt[start : start + chunk]
+                lp = chunk_fn(xb, start)
+                if not isinstance(lp, torch.Tensor) or tuple(lp.shape) != (len(xb),):
+                    shape = tuple(getattr(lp, "shape", ())) or type(lp).__name__
+                    raise ValueError(
+                        f"The module returned log-likelihoods of shape {shape} for "
+                        f"a batch of {len(xb)} rows; expected shape ({len(xb)},). "
+                        "Make forward/log_prob return one value per sample "
+                        "(sum over features inside the module)."
+                    )
+                out[start : start + len(xb)] = lp.detach().double().cpu().numpy()
+        return out
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample under the fitted model, in nats.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,), dtype float64
+            ``log p(x_i)`` for each row (an estimate for latent-variable
+            models). Deterministic for a given ``score_seed``.
+        """
+        return self._score_loop(X, self._log_prob_chunk)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of ``X`` (nats per sample).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            ``mean(score_samples(X))``.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def _sample_tensor(self, n_samples, generator):
+        module = self.module_
+        if not hasattr(module, "sample"):
+            raise AttributeError(
+                f"{type(module).__name__} has no 'sample' method, so "
+                f"{type(self).__name__} cannot draw samples. Add "
+                "sample(n, generator=None) to the module."
+            )
+        if _accepts_kwarg(module.sample, "generator"):
+            return module.sample(n_samples, generator=generator)
+        return module.sample(n_samples)
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw samples from the fitted model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+        random_state : int, RandomState instance or None, default=None
+            Seed for the draws; None uses the net's ``random_state``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Samples, in the same (flattened) layout as the training data.
+        """
+        self._check_fitted()
+        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(f"n_samples={n_samples!r}; expected a positive integer.")
+        source = self.random_state if random_state is None else random_state
+        seed = _derive_seed(source, "sample")
+        self._set_training(False)
+        with torch.no_grad(), _forked_global_rng(self.device, seed, hold=True):
+            gen = _torch_generator(seed, self._generator_device())
+            draws = self._sample_tensor(int(n_samples), gen)
+        draws = draws.detach().cpu().double().numpy()
+        return draws.reshape(int(n_samples), -1)

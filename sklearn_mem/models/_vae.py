@@ -1,0 +1,524 @@
+"""Variational auto-encoder density estimator with an importance-weighted score."""
+
+import math
+import numbers
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._base import DensityNet, _derive_seed
+from ._likelihoods import LIKELIHOODS, check_likelihood_X, make_likelihood
+
+__all__ = ["VAEModule", "VAEDensity"]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _check_input_shape(input_shape, architecture):
+    if architecture not in ("mlp", "conv"):
+        raise ValueError(f"architecture={architecture!r}; expected 'mlp' or 'conv'.")
+    if input_shape is None:
+        if architecture == "conv":
+            raise ValueError(
+                "architecture='conv' needs input_shape=(channels, height, "
+                "width), e.g. (1, 8, 8) for sklearn's digits or (3, 32, 32) "
+                "for CIFAR-10."
+            )
+        return None
+    shape = tuple(int(s) for s in np.atleast_1d(input_shape))
+    if architecture == "conv" and len(shape) != 3:
+        raise ValueError(
+            f"input_shape={input_shape!r}; architecture='conv' needs "
+            "(channels, height, width), e.g. (1, 8, 8)."
+        )
+    if any(s < 1 for s in shape):
+        raise ValueError(f"input_shape={input_shape!r} must be positive sizes.")
+    return shape
+
+
+def _mlp(sizes, final_activation=False):
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 or final_activation:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class _ConvEncoder(nn.Module):
+    def __init__(self, input_shape, channels, out_features):
+        super().__init__()
+        c, h, w = input_shape
+        layers = []
+        for ch in channels:
+            layers += [nn.Conv2d(c, ch, 3, stride=2, padding=1), nn.ReLU()]
+            c, h, w = ch, (h + 1) // 2, (w + 1) // 2
+        self.input_shape = tuple(input_shape)
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = nn.Linear(c * h * w, out_features)
+
+    def forward(self, x):
+        return self.head(self.features(x.reshape(-1, *self.input_shape)))
+
+
+class _ConvDecoder(nn.Module):
+    def __init__(self, input_shape, channels, latent_dim):
+        super().__init__()
+        c_out, h, w = input_shape
+        for _ in channels:
+            h, w = (h + 1) // 2, (w + 1) // 2
+        self.start = (channels[-1], h, w)
+        self.fc = nn.Sequential(nn.Linear(latent_dim, channels[-1] * h * w), nn.ReLU())
+        layers = []
+        outs = list(reversed(channels[:-1])) + [c_out]
+        prev = channels[-1]
+        for i, ch in enumerate(outs):
+            layers.append(nn.ConvTranspose2d(prev, ch, 4, stride=2, padding=1))
+            if i < len(outs) - 1:
+                layers.append(nn.ReLU())
+            prev = ch
+        self.deconv = nn.Sequential(*layers)
+        self.input_shape = tuple(input_shape)
+
+    def forward(self, z):
+        out = self.deconv(self.fc(z).reshape(-1, *self.start))
+        _, h, w = self.input_shape
+        return out[:, :, :h, :w].reshape(len(z), -1)
+
+
+class VAEModule(nn.Module):
+    """VAE with a Gaussian encoder q(z|x), N(0, I) prior and a chosen p(x|z).
+
+    ``forward(x)`` returns the per-sample ELBO (analytic KL) used for
+    training; :meth:`log_weights` returns importance log-weights
+    ``log p(x, z_s) - log q(z_s | x)`` for given noise, from which
+    :class:`VAEDensity` forms the IWAE estimate of ``log p(x)``.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features (pixels).
+    latent_dim : int, default=8
+        Size of z.
+    architecture : {"mlp", "conv"}, default="mlp"
+        Fully connected or convolutional encoder/decoder.
+    input_shape : tuple of int or None, default=None
+        ``(channels, height, width)`` of one image; required for ``"conv"``.
+    hidden_dims : tuple of int, default=(256, 128)
+        Hidden layer sizes of the MLP encoder (reversed in the decoder).
+    conv_channels : tuple of int, default=(32, 64)
+        Channels of the stride-2 convolutions (reversed in the decoder).
+    likelihood : {"bernoulli", "gaussian", "gaussian_scalar", "logit_gaussian"}
+        Observation model; see :class:`VAEDensity`.
+    n_levels : int, default=256
+        Grey levels of the data for ``"logit_gaussian"``.
+    alpha : float, default=0.05
+        Logit-transform margin for ``"logit_gaussian"``.
+    min_std : float, default=1e-3
+        Floor on the learned Gaussian standard deviations (keeps constant
+        pixels from driving the likelihood to infinity).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mem.models import VAEModule
+    >>> vae = VAEModule(n_features=4, latent_dim=2, hidden_dims=(8,))
+    >>> vae(torch.rand(3, 4)).shape
+    torch.Size([3])
+    """
+
+    def __init__(
+        self,
+        n_features,
+        latent_dim=8,
+        architecture="mlp",
+        input_shape=None,
+        hidden_dims=(256, 128),
+        conv_channels=(32, 64),
+        likelihood="bernoulli",
+        n_levels=256,
+        alpha=0.05,
+        min_std=1e-3,
+    ):
+        super().__init__()
+        shape = _check_input_shape(input_shape, architecture)
+        self.n_features = int(n_features)
+        self.latent_dim = int(latent_dim)
+        if shape is not None and int(np.prod(shape)) != self.n_features:
+            raise ValueError(
+                f"input_shape={shape} holds {int(np.prod(shape))} values but "
+                f"the data has {self.n_features} features. Set input_shape to "
+                "the shape of one sample."
+            )
+        if architecture == "conv":
+            channels = tuple(int(c) for c in conv_channels)
+            if not channels:
+                raise ValueError("conv_channels must name at least one layer.")
+            self.encoder = _ConvEncoder(shape, channels, 2 * self.latent_dim)
+            self.decoder = _ConvDecoder(shape, channels, self.latent_dim)
+        else:
+            hidden = [int(h) for h in hidden_dims]
+            self.encoder = _mlp([self.n_features, *hidden, 2 * self.latent_dim])
+            self.decoder = _mlp([self.latent_dim, *hidden[::-1], self.n_features])
+        self.likelihood = make_likelihood(
+            likelihood,
+            self.n_features,
+            n_levels=n_levels,
+            alpha=alpha,
+            min_std=min_std,
+        )
+
+    def encode(self, value):
+        """Mean and log-variance of q(z | x), each of shape (n, latent_dim)."""
+        h = self.encoder(value)
+        return h[..., : self.latent_dim], h[..., self.latent_dim :]
+
+    def decode(self, z):
+        """Decoder output (means or logits), shape (n, n_features)."""
+        return self.decoder(z)
+
+    def forward(self, x, generator=None):
+        """Per-sample ELBO with one reparameterised sample and analytic KL."""
+        u = None
+        if self.likelihood.needs_noise:
+            u = torch.rand(x.shape, generator=generator, device=x.device)
+        value, log_jac = self.likelihood.transform(x, u)
+        mu, logvar = self.encode(value)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        rec = self.likelihood.log_prob(value, self.decode(z))
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+        elbo = rec - kl
+        return elbo if log_jac is None else elbo + log_jac
+
+    def log_weights(self, x, eps, u=None, dtype=torch.float64):
+        """Importance log-weights ``log p(x, z_s) - log q(z_s | x)``.
+
+        Parameters
+        ----------
+        x : tensor of shape (B, n_features)
+        eps : tensor of shape (B, S, latent_dim)
+            Standard normal noise; ``z_s = mu + sigma * eps_s``.
+        u : tensor of shape (B, S, n_features) or None
+            Uniform dequantisation noise (``logit_gaussian`` only).
+        dtype : torch.dtype, default=torch.float64
+            Precision of the sums over features.
+
+        Returns
+        -------
+        log_w : tensor of shape (B, S)
+        """
+        B, S, L = eps.shape
+        if self.likelihood.needs_noise:
+            value, log_jac = self.likelihood.transform(x[:, None, :], u, dtype=dtype)
+            mu, logvar = self.encode(value.reshape(B * S, -1))
+            mu, logvar = mu.reshape(B, S, L), logvar.reshape(B, S, L)
+        else:
+            value, log_jac = x[:, None, :], None
+            mu, logvar = self.encode(x)
+            mu, logvar = mu[:, None, :], logvar[:, None, :]
+        z = mu + torch.exp(0.5 * logvar) * eps
+        log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * _LOG_2PI).sum(-1, dtype=dtype)
+        log_pz = (-0.5 * z.pow(2) - 0.5 * _LOG_2PI).sum(-1, dtype=dtype)
+        out = self.decode(z.reshape(B * S, L)).reshape(B, S, -1)
+        log_px = self.likelihood.log_prob(value, out, dtype=dtype)
+        log_w = log_px + log_pz - log_q
+        return log_w if log_jac is None else log_w + log_jac
+
+    def sample(self, n, generator=None):
+        """Draw ``n`` samples x ~ p(x | z), z ~ N(0, I)."""
+        device = next(self.parameters()).device
+        z = torch.randn((n, self.latent_dim), generator=generator, device=device)
+        return self.likelihood.sample(self.decode(z), generator=generator)
+
+
+class VAEDensity(DensityNet):
+    """Variational auto-encoder as a scikit-learn density estimator.
+
+    Trains by minimising the negative ELBO; :meth:`score_samples` returns the
+    importance-weighted (IWAE) estimate
+
+        log p(x) ~ log (1/S) sum_s p(x, z_s) / q(z_s | x),   z_s ~ q(z | x)
+
+    with ``S = n_importance_samples``. The estimate is a stochastic lower
+    bound that tightens as S grows; it is deterministic for a given
+    ``score_seed``, and the noise for row ``i`` depends only on
+    ``(score_seed, i)`` -- not on the model or ``random_state`` -- so all
+    fits of a cross-validation run score a row with the same draws (common
+    random numbers). Across independently initialised VAEs this cancels
+    little (their latent spaces are not aligned), so the variance of each
+    estimate is kept small instead: randomised quasi-Monte Carlo samples
+    (``qmc=True``) and a large default S.
+
+    Parameters
+    ----------
+    latent_dim : int, default=8
+        Size of the latent code z.
+    architecture : {"mlp", "conv"}, default="mlp"
+        Fully connected or convolutional encoder and decoder.
+    input_shape : tuple of int or None, default=None
+        Shape of one sample, ``(channels, height, width)`` for images, e.g.
+        ``(1, 8, 8)`` for sklearn's digits or ``(3, 32, 32)``. Required for
+        ``"conv"``; with it ``X`` may be flat ``(n, C*H*W)`` or
+        ``(n, C, H, W)``.
+    hidden_dims : tuple of int, default=(256, 128)
+        Hidden sizes of the MLP encoder (reversed for the decoder).
+    conv_channels : tuple of int, default=(32, 64)
+        Channels of the convolutional encoder (reversed for the decoder).
+    likelihood : str, default="bernoulli"
+        Observation model p(x | z):
+
+        - ``"bernoulli"``: data in [0, 1] (binary or grey levels).
+        - ``"gaussian"``: continuous data, learned variance per feature.
+        - ``"gaussian_scalar"``: continuous data, one learned variance.
+        - ``"logit_gaussian"``: integer pixels ``0 .. n_levels - 1``
+          dequantised with uniform noise and modelled by a Gaussian in
+          logit space (learned per-pixel variance); the log-likelihood is
+          reported for the discrete pixels, Jacobian included.
+    n_levels : int, default=256
+        Grey levels of the data for ``"logit_gaussian"`` (256 for 8-bit
+        images, 17 for sklearn's digits).
+    n_importance_samples : int, default=1000
+        S, the importance samples per row in :meth:`score_samples`. Large by
+        default: scoring noise must stay well below typical memorization
+        scores (a few hundredths of a nat).
+    qmc : bool, default=True
+        Draw each row's latent importance samples as a randomly shifted
+        Sobol point set (randomised quasi-Monte Carlo) instead of i.i.d.
+        normals. Still an unbiased-weight IWAE estimate, with lower variance:
+        on digits it cut the seed-to-seed spread of log p 2-2.7x at S=128
+        and S=1024 (a ~7x larger S for free).
+    score_batch_size : int, default=4096
+        Rows x importance samples evaluated per forward pass while scoring;
+        bounds memory. Keep it fixed across the fits that are compared.
+    score_seed : int, default=0
+        Seed of the scoring noise (see above).
+    module : torch.nn.Module class, default=VAEModule
+        The VAE; ``module__*`` parameters (e.g. ``module__min_std``) override
+        the ones derived from the arguments above.
+    lr : float, default=1e-3
+        Adam learning rate.
+    max_epochs : int, default=50
+        Training epochs.
+    batch_size : int, default=128
+        Training batch size.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, batch order, training noise and :meth:`sample`.
+    device : str, default="cpu"
+        Torch device.
+    verbose : int, default=0
+        skorch's per-epoch log when > 0.
+    **kwargs
+        Other :class:`DensityNet` / skorch parameters (``optimizer``,
+        ``optimizer__weight_decay``, ``callbacks``, ...).
+
+    Attributes
+    ----------
+    module_ : VAEModule
+        The fitted VAE.
+    n_features_in_ : int
+        Number of features seen during :meth:`fit`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mem.models import VAEDensity
+    >>> X = (np.random.RandomState(0).uniform(size=(40, 16)) > 0.5).astype(float)
+    >>> vae = VAEDensity(latent_dim=2, hidden_dims=(16,), max_epochs=2,
+    ...                  n_importance_samples=16, random_state=0).fit(X)
+    >>> vae.score_samples(X[:2]).shape
+    (2,)
+    >>> bool(np.all(vae.score_samples(X[:2]) == vae.score_samples(X[:2])))
+    True
+    >>> vae.sample(3).shape
+    (3, 16)
+    """
+
+    def __init__(
+        self,
+        module=VAEModule,
+        *,
+        latent_dim=8,
+        architecture="mlp",
+        input_shape=None,
+        hidden_dims=(256, 128),
+        conv_channels=(32, 64),
+        likelihood="bernoulli",
+        n_levels=256,
+        n_importance_samples=1000,
+        qmc=True,
+        score_batch_size=4096,
+        score_seed=0,
+        lr=1e-3,
+        max_epochs=50,
+        batch_size=128,
+        random_state=None,
+        device="cpu",
+        verbose=0,
+        **kwargs,
+    ):
+        self.latent_dim = latent_dim
+        self.architecture = architecture
+        self.input_shape = input_shape
+        self.hidden_dims = hidden_dims
+        self.conv_channels = conv_channels
+        self.likelihood = likelihood
+        self.n_levels = n_levels
+        self.n_importance_samples = n_importance_samples
+        self.qmc = qmc
+        self.score_batch_size = score_batch_size
+        super().__init__(
+            module,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            random_state=random_state,
+            score_seed=score_seed,
+            device=device,
+            verbose=verbose,
+            **kwargs,
+        )
+
+    # -- module construction -------------------------------------------
+    def _n_features(self):
+        if hasattr(self, "n_features_in_"):
+            return self.n_features_in_
+        shape = _check_input_shape(self.input_shape, self.architecture)
+        return int(np.prod(shape)) if shape is not None else 1
+
+    def _default_module_kwargs(self):
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(
+                f"likelihood={self.likelihood!r} is not known; expected one of "
+                f"{LIKELIHOODS}."
+            )
+        return {
+            "n_features": self._n_features(),
+            "latent_dim": self.latent_dim,
+            "architecture": self.architecture,
+            "input_shape": self.input_shape,
+            "hidden_dims": self.hidden_dims,
+            "conv_channels": self.conv_channels,
+            "likelihood": self.likelihood,
+            "n_levels": self.n_levels,
+        }
+
+    def _module_needs_rebuild(self):
+        return getattr(self.module_, "n_features", None) != self.n_features_in_
+
+    # -- validation ------------------------------------------------------
+    def _check_shape(self, X):
+        shape = _check_input_shape(self.input_shape, self.architecture)
+        name = type(self).__name__
+        if shape is None:
+            return super()._check_shape(X)
+        n_values = int(np.prod(shape))
+        if X.ndim == 2 and X.shape[1] == n_values:
+            return X
+        if X.ndim == 1 + len(shape) and tuple(X.shape[1:]) == shape:
+            return X.reshape(len(X), -1)
+        raise ValueError(
+            f"X has shape {X.shape}, but {name} has input_shape={shape}: "
+            f"expected (n_samples, {', '.join(map(str, shape))}) or flat "
+            f"(n_samples, {n_values}). Reshape X to that layout, or set "
+            "input_shape to the shape of one sample (channels first)."
+        )
+
+    def _check_values(self, X):
+        if len(X):
+            check_likelihood_X(self.likelihood, X, type(self).__name__, self.n_levels)
+
+    # -- scoring -----------------------------------------------------------
+    def _n_importance(self):
+        S = self.n_importance_samples
+        if not isinstance(S, numbers.Integral) or S < 1:
+            raise ValueError(
+                f"n_importance_samples={S!r}; expected a positive integer (e.g. 1000)."
+            )
+        return int(S)
+
+    def _score_batch_size(self, n_samples):
+        budget = self.score_batch_size
+        if not isinstance(budget, numbers.Integral) or budget < 1:
+            raise ValueError(
+                f"score_batch_size={budget!r}; expected a positive integer "
+                "(rows x importance samples per forward pass)."
+            )
+        return max(1, int(budget) // self._n_importance())
+
+    def _crn_noise(self, start, n_rows, S):
+        """Noise for rows ``start .. start + n_rows``, keyed by row index.
+
+        Row ``i`` draws from a generator seeded by ``(score_seed, i)`` only.
+        With ``qmc=True`` its latent noise is the first S points of the
+        Sobol sequence under a random digital shift (an XOR of the points'
+        30-bit expansions with the row's random bits) mapped through the
+        normal quantile function: every point is still exactly N(0, I)
+        distributed, so the estimate keeps its meaning, but the S points
+        cover the latent space evenly, which lowers its variance.
+        """
+        module = self.module_
+        L, D = module.latent_dim, module.n_features
+        needs_u = module.likelihood.needs_noise
+        score_seed = int(self.score_seed)
+        eps = torch.empty((n_rows, S, L))
+        u = torch.empty((n_rows, S, D)) if needs_u else None
+        if self.qmc:
+            bits = torch.quasirandom.SobolEngine.MAXBIT
+            sobol = torch.quasirandom.SobolEngine(L, scramble=False)
+            base = torch.round(sobol.draw(S, dtype=torch.float64) * 2.0**bits)
+            base = base.to(torch.int64)
+        gen = torch.Generator()
+        for j in range(n_rows):
+            gen.manual_seed(_derive_seed(score_seed, "score", 1, start + j))
+            if self.qmc:
+                shift = torch.randint(0, 2**bits, (L,), generator=gen)
+                points = ((base ^ shift).to(torch.float64) + 0.5) / 2.0**bits
+                eps[j] = torch.special.ndtri(points).to(eps.dtype)
+            else:
+                eps[j] = torch.randn((S, L), generator=gen)
+            if needs_u:
+                u[j] = torch.rand((S, D), generator=gen)
+        device = self.device
+        return eps.to(device), (None if u is None else u.to(device))
+
+    def _log_weights_chunk(self, x, start):
+        S = self._n_importance()
+        eps, u = self._crn_noise(start, len(x), S)
+        step = max(1, int(self.score_batch_size) // max(1, len(x)))
+        parts = []
+        for s0 in range(0, S, step):
+            parts.append(
+                self.module_.log_weights(
+                    x,
+                    eps[:, s0 : s0 + step],
+                    None if u is None else u[:, s0 : s0 + step],
+                )
+            )
+        return torch.cat(parts, dim=1)
+
+    def _log_prob_chunk(self, x, start):
+        log_w = self._log_weights_chunk(x, start)
+        return torch.logsumexp(log_w, dim=1) - math.log(log_w.shape[1])
+
+    def _elbo_chunk(self, x, start):
+        return self._log_weights_chunk(x, start).mean(dim=1)
+
+    def elbo(self, X):
+        """Monte-Carlo ELBO per sample, with the same noise as the score.
+
+        The mean of the importance log-weights instead of the log of their
+        mean, so ``elbo(X) <= score_samples(X)`` holds row by row (Jensen).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to evaluate.
+
+        Returns
+        -------
+        elbo : ndarray of shape (n_samples,), dtype float64
+            Evidence lower bound on ``log p(x_i)``, in nats.
+        """
+        return self._score_loop(X, self._elbo_chunk)

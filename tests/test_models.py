@@ -1,0 +1,590 @@
+"""Tests for sklearn_mem.models: DensityNet, VAEDensity, FlowDensity."""
+
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("skorch")
+
+from sklearn.base import clone  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import MinMaxScaler, StandardScaler  # noqa: E402
+from sklearn.utils import get_tags  # noqa: E402
+
+from sklearn_mem.models import (  # noqa: E402
+    DensityNet,
+    FlowDensity,
+    RealNVP,
+    VAEDensity,
+    VAEModule,
+)
+
+
+class DiagGaussian(torch.nn.Module):
+    """A user module: forward returns per-sample log-likelihoods."""
+
+    def __init__(self, n_features=2):
+        super().__init__()
+        self.loc = torch.nn.Parameter(torch.zeros(n_features))
+        self.log_scale = torch.nn.Parameter(torch.zeros(n_features))
+
+    def dist(self):
+        return torch.distributions.Normal(self.loc, self.log_scale.exp())
+
+    def forward(self, x):
+        return self.dist().log_prob(x).sum(-1)
+
+    def sample(self, n, generator=None):
+        eps = torch.randn((n, len(self.loc)), generator=generator)
+        return self.loc + self.log_scale.exp() * eps
+
+
+class LossGaussian(DiagGaussian):
+    """A user module whose forward returns the loss; log_prob scores."""
+
+    def forward(self, x):
+        return -self.dist().log_prob(x).sum(-1).mean()
+
+    def log_prob(self, x):
+        return self.dist().log_prob(x).sum(-1)
+
+
+class BadShape(DiagGaussian):
+    def forward(self, x):
+        return self.dist().log_prob(x)  # forgot to sum over features
+
+
+def small_vae(**params):
+    defaults = dict(
+        latent_dim=2,
+        hidden_dims=(16,),
+        max_epochs=2,
+        n_importance_samples=8,
+        random_state=0,
+    )
+    defaults.update(params)
+    return VAEDensity(**defaults)
+
+
+def small_flow(**params):
+    defaults = dict(n_layers=2, hidden_dims=(8,), max_epochs=2, random_state=0)
+    defaults.update(params)
+    return FlowDensity(**defaults)
+
+
+@pytest.fixture(scope="module")
+def gauss():
+    return np.random.RandomState(0).normal(size=(60, 3))
+
+
+@pytest.fixture(scope="module")
+def binary():
+    return (np.random.RandomState(1).uniform(size=(60, 12)) > 0.5).astype(float)
+
+
+@pytest.fixture(scope="module")
+def digits_small(digits):
+    return digits[:200]
+
+
+# ----------------------------------------------------------------------
+# DensityNet basics
+# ----------------------------------------------------------------------
+def test_package_root_does_not_import_torch():
+    code = "import sys, sklearn_mem; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_density_net_defaults_and_api(gauss):
+    net = DensityNet(
+        DiagGaussian, module__n_features=3, max_epochs=20, lr=0.05, random_state=0
+    )
+    params = net.get_params()
+    assert params["train_split"] is None
+    assert params["iterator_train__shuffle"] is True
+    assert params["iterator_train__num_workers"] == 0
+    assert params["random_state"] == 0 and params["score_seed"] == 0
+    assert get_tags(net).estimator_type == "density_estimator"
+
+    net.fit(gauss)
+    scores = net.score_samples(gauss)
+    assert scores.dtype == np.float64 and scores.shape == (60,)
+    assert net.score(gauss) == pytest.approx(scores.mean())
+    assert net.n_features_in_ == 3
+    assert len(net.history) == 20
+    assert "valid_loss" not in net.history[-1]  # no silent validation split
+    # it learned: the likelihood of the data went up from the N(0, I) start
+    assert net.history[-1, "train_loss"] < net.history[0, "train_loss"]
+    assert net.sample(5, random_state=0).shape == (5, 3)
+
+
+def test_module_returning_loss_uses_log_prob(gauss):
+    net = DensityNet(
+        LossGaussian, module__n_features=3, max_epochs=3, random_state=0
+    ).fit(gauss)
+    expected = net.module_.log_prob(torch.as_tensor(gauss, dtype=torch.float32))
+    np.testing.assert_allclose(
+        net.score_samples(gauss), expected.detach().numpy(), rtol=1e-6
+    )
+
+
+def test_module_output_shape_error(gauss):
+    with pytest.raises(ValueError, match=r"shape \(128, 3\).*per-sample"):
+        DensityNet(BadShape, module__n_features=3, batch_size=128).fit(
+            np.tile(gauss, (3, 1))
+        )
+
+
+def test_not_fitted_and_feature_mismatch(gauss):
+    net = small_flow()
+    with pytest.raises(NotFittedError, match="not fitted"):
+        net.score_samples(gauss)
+    net.fit(gauss)
+    with pytest.raises(ValueError, match="X has 2 features.*fitted with 3"):
+        net.score_samples(gauss[:, :2])
+
+
+def test_partial_fit_continues(gauss):
+    net = small_flow(max_epochs=1).fit(gauss)
+    net.partial_fit(gauss)
+    assert len(net.history) == 2
+
+
+def test_global_rng_restored(gauss):
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    net = small_vae(likelihood="gaussian").fit(gauss)
+    net.score_samples(gauss)
+    net.sample(3)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_iterator_fallback_to_dataloader(gauss):
+    # an option the tensor fast path does not know -> skorch's DataLoader path
+    fast = small_flow().fit(gauss)
+    slow = small_flow(iterator_train__persistent_workers=False).fit(gauss)
+    assert np.isfinite(slow.score_samples(gauss)).all()
+    again = small_flow(iterator_train__persistent_workers=False).fit(gauss)
+    np.testing.assert_array_equal(slow.score_samples(gauss), again.score_samples(gauss))
+    assert fast.score_samples(gauss).shape == (60,)
+
+
+# ----------------------------------------------------------------------
+# Determinism, cloning, pickling
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize("make", [small_vae, small_flow])
+def test_deterministic_for_fixed_random_state(make, binary):
+    a = make().fit(binary)
+    b = make().fit(binary)
+    np.testing.assert_array_equal(a.score_samples(binary), b.score_samples(binary))
+    np.testing.assert_array_equal(a.sample(4), b.sample(4))
+    c = make(random_state=1).fit(binary)
+    assert not np.array_equal(a.score_samples(binary), c.score_samples(binary))
+
+
+def test_random_state_instance_and_none_run(binary):
+    small_flow(random_state=np.random.RandomState(0)).fit(binary)
+    small_flow(random_state=None).fit(binary)
+    with pytest.raises(ValueError, match="random_state=-1 is negative"):
+        small_flow(random_state=-1).fit(binary)
+
+
+@pytest.mark.parametrize("make", [small_vae, small_flow])
+def test_clone_and_params(make, binary):
+    net = make(optimizer__weight_decay=1e-4)
+    cloned = clone(net)
+    assert cloned.get_params()["optimizer__weight_decay"] == 1e-4
+    assert type(cloned) is type(net)
+    cloned.set_params(max_epochs=1, random_state=3)
+    assert cloned.max_epochs == 1 and cloned.random_state == 3
+    fitted = clone(net).fit(binary)
+    assert clone(fitted).initialized_ is False
+
+
+@pytest.mark.parametrize("make", [small_vae, small_flow])
+def test_pickle_round_trip(make, binary):
+    net = make().fit(binary)
+    loaded = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(
+        loaded.score_samples(binary), net.score_samples(binary)
+    )
+    np.testing.assert_array_equal(loaded.sample(3), net.sample(3))
+    loaded.partial_fit(binary)  # still trainable
+
+
+def test_pickle_from_gpu_loads_on_cpu(binary):
+    from skorch.exceptions import DeviceWarning
+
+    net = small_vae().fit(binary)
+    expected = net.score_samples(binary)
+    net.device = "cuda"  # as if trained on a GPU; tensors stay CPU here
+    data = pickle.dumps(net)
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is available; the CPU fallback is not exercised")
+    with pytest.warns(DeviceWarning):
+        loaded = pickle.loads(data)
+    assert str(loaded.device) == "cpu"
+    np.testing.assert_array_equal(loaded.score_samples(binary), expected)
+
+
+# ----------------------------------------------------------------------
+# VAE: likelihoods, architectures, IWAE
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "likelihood, data",
+    [
+        ("bernoulli", "binary"),
+        ("gaussian", "gauss"),
+        ("gaussian_scalar", "gauss"),
+    ],
+)
+def test_vae_likelihoods(likelihood, data, request):
+    X = request.getfixturevalue(data)
+    vae = small_vae(likelihood=likelihood).fit(X)
+    scores = vae.score_samples(X)
+    assert np.isfinite(scores).all()
+    draws = vae.sample(7, random_state=0)
+    assert draws.shape == (7, X.shape[1])
+    if likelihood == "bernoulli":
+        assert set(np.unique(draws)) <= {0.0, 1.0}
+
+
+def test_vae_scalar_variance_has_one_parameter(gauss):
+    vae = small_vae(likelihood="gaussian_scalar").fit(gauss)
+    assert vae.module_.likelihood.noise.raw_std.shape == (1,)
+    vae = small_vae(likelihood="gaussian").fit(gauss)
+    assert vae.module_.likelihood.noise.raw_std.shape == (3,)
+
+
+def test_vae_logit_gaussian_discrete_space(digits_small):
+    pixels = np.round(digits_small * 16)  # integer grey levels 0..16
+    vae = small_vae(likelihood="logit_gaussian", n_levels=17).fit(pixels)
+    scores = vae.score_samples(pixels)
+    # log P of discrete pixels: a probability, so at most 0 nats
+    assert np.isfinite(scores).all() and (scores < 0).all()
+    draws = vae.sample(5, random_state=0)
+    assert np.array_equal(draws, np.round(draws))
+    assert draws.min() >= 0 and draws.max() <= 16
+
+
+def test_logit_gaussian_jacobian_matches_autograd():
+    from sklearn_mem.models._likelihoods import LogitGaussianLikelihood
+
+    lik = LogitGaussianLikelihood(3, n_levels=256, alpha=0.05).double()
+    v = torch.tensor([[0.3, 100.7, 255.2]], dtype=torch.float64)
+    s, log_jac = lik.transform(v, torch.zeros_like(v))
+    jac = torch.autograd.functional.jacobian(
+        lambda t: lik.transform(t, torch.zeros_like(t))[0][0], v
+    )[:, 0, :]
+    assert log_jac.item() == pytest.approx(torch.logdet(jac).item(), rel=1e-10)
+
+
+def test_logit_gaussian_recovers_discrete_probability():
+    """A known density of s gives P(x) = integral over the pixel's cell."""
+    from sklearn_mem.models._likelihoods import LogitGaussianLikelihood
+
+    lik = LogitGaussianLikelihood(1, n_levels=4, alpha=0.05).double()
+    x = torch.tensor([[2.0]], dtype=torch.float64)
+    u = torch.linspace(0, 1, 20001, dtype=torch.float64)[1:-1, None]
+    s, log_jac = lik.transform(x + 0 * u, u)
+    mean = torch.zeros_like(s)
+    log_pv = lik.log_prob(s, mean) + log_jac
+    p_numeric = log_pv.exp().mean()  # integral over the unit cell
+    # exact: standard-normal-ish CDF difference in s space at the cell edges
+    std = lik.noise.std().item()
+    normal = torch.distributions.Normal(0.0, std)
+    edges = lik.transform(
+        torch.tensor([[2.0], [3.0]], dtype=torch.float64),
+        torch.zeros(2, 1, dtype=torch.float64),
+    )[0]
+    p_exact = normal.cdf(edges[1, 0]) - normal.cdf(edges[0, 0])
+    assert p_numeric.item() == pytest.approx(p_exact.item(), rel=1e-5)
+
+
+def test_vae_conv_digits_flat_and_image_input(digits_small):
+    vae = small_vae(
+        architecture="conv", input_shape=(1, 8, 8), conv_channels=(4, 8)
+    ).fit(digits_small)
+    flat = vae.score_samples(digits_small[:10])
+    image = vae.score_samples(digits_small[:10].reshape(10, 1, 8, 8))
+    np.testing.assert_array_equal(flat, image)
+    assert vae.sample(2).shape == (2, 64)
+
+
+def test_vae_conv_color_images():
+    X = np.random.RandomState(0).uniform(size=(6, 3, 32, 32))
+    vae = small_vae(
+        architecture="conv",
+        input_shape=(3, 32, 32),
+        conv_channels=(4, 8),
+        max_epochs=1,
+        n_importance_samples=2,
+    )
+    vae.fit(X)
+    assert vae.score_samples(X).shape == (6,)
+    assert vae.module_.decode(torch.zeros(1, 2)).shape == (1, 3 * 32 * 32)
+
+
+def test_conv_decoder_odd_image_size():
+    vae = VAEModule(
+        n_features=5 * 7,
+        latent_dim=2,
+        architecture="conv",
+        input_shape=(1, 5, 7),
+        conv_channels=(2, 3),
+    )
+    assert vae.decode(torch.zeros(4, 2)).shape == (4, 35)
+
+
+@pytest.fixture(scope="module")
+def trained_vae(digits):
+    X = digits[:300]
+    vae = VAEDensity(
+        latent_dim=4,
+        hidden_dims=(64,),
+        max_epochs=15,
+        n_importance_samples=64,
+        random_state=0,
+    ).fit(X)
+    return vae, X
+
+
+def test_iwae_above_elbo_row_by_row(trained_vae):
+    vae, X = trained_vae
+    iwae, elbo = vae.score_samples(X), vae.elbo(X)
+    assert (iwae >= elbo - 1e-9).all()
+    assert (iwae - elbo).mean() > 0.01
+
+
+def test_iwae_rises_with_number_of_samples(trained_vae):
+    vae, X = trained_vae
+    vae = pickle.loads(pickle.dumps(vae))
+    means = []
+    for S in (1, 10, 100, 1000):
+        vae.set_params(n_importance_samples=S)
+        means.append(vae.score_samples(X).mean())
+    assert np.all(np.diff(means) > 0), means
+    # S=1 is the single-sample ELBO estimate
+    vae.set_params(n_importance_samples=1)
+    np.testing.assert_allclose(means[0], vae.elbo(X).mean())
+
+
+def test_scoring_noise_is_common_across_models(trained_vae):
+    """Noise depends on (score_seed, row), never on the model or its seed."""
+    vae, X = trained_vae
+    twin = pickle.loads(pickle.dumps(vae)).set_params(random_state=12345)
+    np.testing.assert_array_equal(twin.score_samples(X), vae.score_samples(X))
+    # different chunking (memory budget), same noise per row
+    twin.set_params(score_batch_size=100)
+    np.testing.assert_allclose(twin.score_samples(X), vae.score_samples(X), rtol=1e-6)
+    # a row gets the noise of its position, whatever the model
+    other = small_vae(latent_dim=4, hidden_dims=(64,), random_state=7).fit(X)
+    eps_a, _ = vae._crn_noise(5, 3, 16)
+    eps_b, _ = other._crn_noise(5, 3, 16)
+    assert torch.equal(eps_a, eps_b)
+    twin.set_params(score_seed=1, score_batch_size=4096)
+    assert not np.array_equal(twin.score_samples(X), vae.score_samples(X))
+
+
+def test_qmc_lowers_scoring_noise_and_keeps_normal_draws(trained_vae):
+    vae, X = trained_vae
+    vae = pickle.loads(pickle.dumps(vae)).set_params(n_importance_samples=64)
+    spread = {}
+    for qmc in (False, True):
+        runs = [
+            vae.set_params(qmc=qmc, score_seed=seed).score_samples(X)
+            for seed in range(5)
+        ]
+        spread[qmc] = np.median(np.std(runs, axis=0))
+    assert spread[True] < 0.8 * spread[False], spread
+    eps, _ = vae.set_params(qmc=True)._crn_noise(0, 200, 64)
+    eps = eps.reshape(-1).double()
+    assert abs(eps.mean().item()) < 0.02 and abs(eps.var().item() - 1) < 0.03
+
+
+def test_vae_latent_size_and_module_override(binary):
+    vae = small_vae(latent_dim=3, module__min_std=0.1).fit(binary)
+    assert vae.module_.latent_dim == 3
+    vae.set_params(latent_dim=5).fit(binary)
+    assert vae.module_.latent_dim == 5
+    vae = small_vae(likelihood="gaussian", module__min_std=0.5).fit(binary)
+    assert vae.module_.likelihood.noise.min_std == 0.5
+
+
+# ----------------------------------------------------------------------
+# Flow: exact log-likelihood
+# ----------------------------------------------------------------------
+def _perturbed_flow(n_features, seed=0):
+    torch.manual_seed(seed)
+    flow = RealNVP(n_features, n_layers=4, hidden_dims=(16,)).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return flow
+
+
+def test_flow_matches_brute_force_change_of_variables():
+    flow = _perturbed_flow(2)
+    x = torch.randn(5, 2, dtype=torch.float64)
+    expected = []
+    for row in x:
+        z = flow.transform(row[None])[0][0]
+        jac = torch.autograd.functional.jacobian(
+            lambda t: flow.transform(t[None])[0][0], row
+        )
+        base = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum()
+        expected.append(base + torch.linalg.slogdet(jac)[1])
+    np.testing.assert_allclose(
+        flow.log_prob(x).detach().numpy(),
+        torch.stack(expected).detach().numpy(),
+        rtol=1e-10,
+    )
+    # and the inverse really inverts
+    z, _ = flow.transform(x)
+    np.testing.assert_allclose(flow.inverse(z).detach().numpy(), x.numpy(), atol=1e-10)
+
+
+def test_flow_density_integrates_to_one_in_1d():
+    flow = _perturbed_flow(1, seed=3)
+    grid = torch.linspace(-30, 30, 200001, dtype=torch.float64)[:, None]
+    dens = flow.log_prob(grid).exp()
+    total = torch.trapezoid(dens, grid[:, 0])
+    assert total.item() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_flow_density_score_samples_matches_module(gauss):
+    net = small_flow().fit(gauss)
+    brute = net.module_.double().log_prob(torch.as_tensor(gauss)).detach().numpy()
+    net.module_.float()
+    np.testing.assert_allclose(net.score_samples(gauss), brute, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------
+# Bad input
+# ----------------------------------------------------------------------
+def test_error_wrong_image_shape(digits_small):
+    vae = small_vae(architecture="conv", input_shape=(1, 8, 8))
+    with pytest.raises(ValueError, match=r"input_shape=\(1, 8, 8\).*Reshape X"):
+        vae.fit(digits_small[:, :60])
+    with pytest.raises(ValueError, match=r"shape \(200, 8, 8\)"):
+        vae.fit(digits_small.reshape(-1, 8, 8))
+
+
+def test_error_conv_without_input_shape(digits_small):
+    with pytest.raises(ValueError, match=r"architecture='conv' needs input_shape"):
+        small_vae(architecture="conv").fit(digits_small)
+
+
+def test_error_nan_in_X(binary):
+    X = binary.copy()
+    X[3, 2] = np.nan
+    for net in (small_vae(), small_flow()):
+        with pytest.raises(ValueError, match="X contains NaN.*row: 3.*SimpleImputer"):
+            net.fit(X)
+    fitted = small_flow().fit(binary)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fitted.score_samples(X)
+
+
+def test_error_bernoulli_outside_unit_interval(gauss):
+    with pytest.raises(
+        ValueError, match=r"bernoulli.*needs data in \[0, 1\].*MinMaxScaler"
+    ):
+        small_vae(likelihood="bernoulli").fit(gauss)
+
+
+def test_error_dequantized_pixels_out_of_range(digits_small):
+    with pytest.raises(
+        ValueError, match=r"integer pixel values 0\.\.255.*\[0, 1\].*not integers"
+    ):
+        small_vae(likelihood="logit_gaussian").fit(digits_small)
+    with pytest.raises(ValueError, match=r"0\.\.255.*\[0, 300\]"):
+        small_vae(likelihood="logit_gaussian").fit(np.array([[0.0, 300.0]] * 5))
+
+
+def test_error_unknown_likelihood(binary):
+    with pytest.raises(ValueError, match="likelihood='poisson' is not known"):
+        small_vae(likelihood="poisson").fit(binary)
+
+
+def test_error_bad_importance_samples(binary):
+    vae = small_vae().fit(binary)
+    vae.set_params(n_importance_samples=0)
+    with pytest.raises(ValueError, match="n_importance_samples=0; expected a positive"):
+        vae.score_samples(binary)
+
+
+# ----------------------------------------------------------------------
+# scikit-learn integration
+# ----------------------------------------------------------------------
+def test_grid_search(digits):
+    X = digits[:120]
+    grid = GridSearchCV(
+        small_vae(max_epochs=1),
+        {
+            "optimizer__weight_decay": [0.0, 1e-3],
+            "max_epochs": [1, 2],
+            "latent_dim": [2, 3],
+        },
+        cv=2,
+    ).fit(X)
+    assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
+    assert grid.best_estimator_.module_.latent_dim == grid.best_params_["latent_dim"]
+
+
+def test_pipelines(gauss, binary):
+    pipe = make_pipeline(StandardScaler(), small_flow()).fit(gauss * 10 + 3)
+    assert pipe.score_samples(gauss * 10 + 3).shape == (60,)
+    pipe = make_pipeline(MinMaxScaler(), small_vae()).fit(gauss)
+    assert np.isfinite(pipe.score_samples(gauss)).all()
+    assert isinstance(pipe.score(gauss), float)
+
+
+# ----------------------------------------------------------------------
+# Inside MemorizationScorer
+# ----------------------------------------------------------------------
+def _scorer_class():
+    try:
+        from sklearn_mem import MemorizationScorer
+    except ImportError:  # the core is developed in parallel
+        pytest.skip("sklearn_mem.MemorizationScorer is not available yet")
+    return MemorizationScorer
+
+
+@pytest.mark.parametrize("make", [small_vae, small_flow])
+def test_memorization_scorer_process_workers(make, digits):
+    MemorizationScorer = _scorer_class()
+    X = digits[:80]
+    est = make(max_epochs=2)
+    if make is small_flow:
+        est = make_pipeline(StandardScaler(), est)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # loky worker messages
+        par = MemorizationScorer(est, cv=3, n_jobs=2, random_state=0).fit(X)
+    seq = MemorizationScorer(est, cv=3, n_jobs=1, random_state=0).fit(X)
+    assert par.loglik_.shape == (3, 80) and par.in_mask_.shape == (3, 80)
+    assert np.isfinite(par.memorization_scores_).all()
+    # same seeds, same scores, whatever n_jobs
+    np.testing.assert_array_equal(par.loglik_, seq.loglik_)
+    # every fit got its own training seed, and fits differ
+    assert not np.array_equal(par.loglik_[0], par.loglik_[1])
+
+
+def test_memorization_scorer_threading_backend_reproducible(digits):
+    """Fits in threads share torch's global RNG; seeding must stay exact."""
+    from joblib import parallel_config
+
+    MemorizationScorer = _scorer_class()
+    X = digits[:60]
+    est = small_vae(max_epochs=2)
+    with parallel_config(backend="threading"):
+        par = MemorizationScorer(est, cv=4, n_jobs=2, random_state=0).fit(X)
+    seq = MemorizationScorer(est, cv=4, n_jobs=1, random_state=0).fit(X)
+    np.testing.assert_array_equal(par.loglik_, seq.loglik_)
