@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
-from joblib import Memory
+from joblib import Memory, effective_n_jobs
 from joblib.parallel import get_active_backend
 from sklearn.base import clone
 from sklearn.utils import check_random_state
@@ -138,10 +138,10 @@ def _describe(estimator):
 
 
 def fit_and_score(estimator, X, train, fit_params, seed, n_threads, index):
-    """Fit one clone on ``X[train]`` and return its log-likelihood of all rows.
+    """Fit one clone on ``X[train]`` and score every row of ``X`` with it.
 
-    Returns a float64 row of shape (n_samples,); ``-inf`` entries are kept,
-    NaN, ``+inf`` or a wrong shape raise a ValueError naming the fit.
+    Returns what :func:`score_fitted` returns; ``-inf`` log-likelihoods are
+    kept, NaN, ``+inf`` or a wrong shape raise a ValueError naming the fit.
     """
     estimator = clone(estimator)
     if seed is not None:
@@ -149,8 +149,34 @@ def fit_and_score(estimator, X, train, fit_params, seed, n_threads, index):
     fit_params = _check_method_params(X, params=fit_params, indices=train)
     with limit_threads(n_threads):
         estimator.fit(X[train], **fit_params)
-        loglik = estimator.score_samples(X)
-    return check_loglik(loglik, X.shape[0], estimator, index)
+        return score_fitted(estimator, X, index)
+
+
+def score_fitted(estimator, X, index):
+    """Log-likelihood of every row under a fitted estimator (and checkpoints).
+
+    Returns
+    -------
+    loglik : ndarray of shape (n_samples,)
+    checkpoints : tuple (epochs, loglik of shape (n_checkpoints, n_samples))
+        or None, for estimators that kept checkpoints during training
+        (``checkpoints_`` and ``score_samples_checkpoints``).
+    """
+    n = X.shape[0]
+    loglik = check_loglik(estimator.score_samples(X), n, estimator, index)
+    checkpoints = None
+    if getattr(estimator, "checkpoints_", None) and hasattr(
+        estimator, "score_samples_checkpoints"
+    ):
+        epochs, rows = estimator.score_samples_checkpoints(X)
+        rows = np.vstack(
+            [
+                check_loglik(row, n, estimator, f"{index} at epoch {epoch}")
+                for epoch, row in zip(epochs, rows)
+            ]
+        )
+        checkpoints = (np.asarray(epochs), rows)
+    return loglik, checkpoints
 
 
 def check_loglik(loglik, n_samples, estimator, index):
@@ -202,6 +228,28 @@ def _cached_fit_and_score(
     return fit_and_score(estimator, X, train, fit_params, seed, n_threads, index)
 
 
+def fit_batched_and_score(estimator, X, trains, seeds, n_threads):
+    """Fit all folds at once with ``estimator.fit_folds`` and score them.
+
+    ``fit_folds(estimators, X, trains)`` trains one clone per training part
+    (each already carrying its own seeds) simultaneously and returns them
+    fitted, as ordinary estimators.
+    """
+    clones = [set_random_states(clone(estimator), int(seed)) for seed in seeds]
+    with limit_threads(n_threads):
+        fitted = estimator.fit_folds(clones, X, trains)
+        if len(fitted) != len(trains):
+            raise ValueError(
+                f"{type(estimator).__name__}.fit_folds returned {len(fitted)} "
+                f"estimators for {len(trains)} training parts."
+            )
+        return [score_fitted(est, X, k) for k, est in enumerate(fitted)]
+
+
+def _cached_fit_batched_and_score(estimator, X, trains, seeds, n_threads, versions):
+    return fit_batched_and_score(estimator, X, trains, seeds, n_threads)
+
+
 def _code_versions(estimator):
     """Versions of sklearn_mem, scikit-learn and the estimator's package."""
     import sklearn
@@ -237,32 +285,52 @@ def _logged(iterable, total, desc):
         yield item
 
 
-def run_fits(estimator, X, splits, fit_params, seeds, *, n_jobs, memory, verbose):
-    """Fit and score every split in parallel; return (n_fits, n_samples)."""
-    n_threads = inner_thread_limit()
-    worker, extra = fit_and_score, ()
-    if memory is not None:
-        worker = check_memory(memory).cache(
-            _cached_fit_and_score, ignore=["n_threads", "index"]
+def run_fits(
+    estimator, X, splits, fit_params, seeds, *, n_jobs, memory, verbose, batched=False
+):
+    """Fit and score every split: in parallel, or all folds as one batch.
+
+    Returns
+    -------
+    loglik : ndarray of shape (n_fits, n_samples)
+    checkpoints : list of (epochs, ndarray) or None, one per fit
+    """
+    if batched:
+        # one process trains every fold: it gets the cores n_jobs asks for
+        n_threads = max(1, effective_n_jobs(n_jobs))
+        trains = [train for train, _ in splits]
+        if memory is None:
+            results = fit_batched_and_score(estimator, X, trains, seeds, n_threads)
+        else:
+            results = check_memory(memory).cache(
+                _cached_fit_batched_and_score, ignore=["n_threads"]
+            )(estimator, X, trains, seeds, n_threads, _code_versions(estimator))
+    else:
+        n_threads = inner_thread_limit()
+        worker, extra = fit_and_score, ()
+        if memory is not None:
+            worker = check_memory(memory).cache(
+                _cached_fit_and_score, ignore=["n_threads", "index"]
+            )
+            extra = (_code_versions(estimator),)
+        jobs = Parallel(
+            n_jobs=n_jobs, verbose=verbose if verbose > 1 else 0, return_as="generator"
+        )(
+            delayed(worker)(
+                estimator,
+                X,
+                train,
+                fit_params,
+                None if seeds is None else int(seeds[k]),
+                n_threads,
+                k,
+                *extra,
+            )
+            for k, (train, _) in enumerate(splits)
         )
-        extra = (_code_versions(estimator),)
-    results = Parallel(
-        n_jobs=n_jobs, verbose=verbose if verbose > 1 else 0, return_as="generator"
-    )(
-        delayed(worker)(
-            estimator,
-            X,
-            train,
-            fit_params,
-            None if seeds is None else int(seeds[k]),
-            n_threads,
-            k,
-            *extra,
-        )
-        for k, (train, _) in enumerate(splits)
-    )
-    rows = list(progress(results, total=len(splits), enabled=verbose > 0))
-    return np.vstack(rows)
+        results = list(progress(jobs, total=len(splits), enabled=verbose > 0))
+    loglik = np.vstack([row for row, _ in results])
+    return loglik, [checkpoints for _, checkpoints in results]
 
 
 def split_rounds(in_mask):

@@ -128,6 +128,14 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         ``score`` and ``score_samples`` delegate, and record the
         log-likelihood of every row under it (``full_loglik_``).
 
+    fold_batching : bool or "auto", default="auto"
+        Train the fits of the refit path simultaneously, as one batched model,
+        through the estimator's ``fit_folds(estimators, X, trains)`` (the
+        torch density nets of :mod:`sklearn_mem.models` that support it).
+        ``"auto"`` batches when the estimator offers ``fit_folds`` and no fit
+        parameters are passed, and fits per split otherwise; ``True`` demands
+        it. The batched fits equal independent fits with the same seeds.
+
     n_jobs : int, default=None
         Number of fits run in parallel through
         :class:`sklearn.utils.parallel.Parallel`. ``None`` means 1 unless in a
@@ -191,14 +199,22 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     estimator_ : estimator object
         The estimator refit on all of ``X`` (only with ``refit=True``).
     method_ : str
-        The path taken: ``"exact"`` or ``"refit"``.
+        The path taken: ``"exact"``, ``"refit"`` or ``"batched"``.
+    epochs_ : ndarray of int, shape (n_checkpoints,)
+        Epochs of the checkpoints kept by every fit (estimators with
+        ``checkpoint_epochs``, e.g. :class:`~sklearn_mem.models.VAEDensity`).
+    epoch_loglik_ : ndarray of shape (n_checkpoints, n_fits, n_samples)
+        ``loglik_`` at each checkpoint.
+    epoch_memorization_scores_ : ndarray of shape (n_checkpoints, n_samples)
+        Memorization scores at each checkpoint: memorization over training
+        time.
     cv_ : cross-validation generator
         The splitter used.
     seeds_ : ndarray of int, shape (n_fits,) or None
         The seed of each fit (None on the exact path, which is deterministic).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
 
     See Also
@@ -244,6 +260,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         "aggregate": [StrOptions(set(AGGREGATES))],
         "method": [StrOptions({"auto", "refit", "exact"})],
         "refit": ["boolean"],
+        "fold_batching": ["boolean", StrOptions({"auto"})],
         "n_jobs": [Integral, None],
         "memory": [None, str, HasMethods(["cache"])],
         "random_state": ["random_state"],
@@ -258,6 +275,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         aggregate="logmeanexp",
         method="auto",
         refit=True,
+        fold_batching="auto",
         n_jobs=None,
         memory=None,
         random_state=None,
@@ -268,6 +286,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.aggregate = aggregate
         self.method = method
         self.refit = refit
+        self.fold_batching = fold_batching
         self.n_jobs = n_jobs
         self.memory = memory
         self.random_state = random_state
@@ -328,9 +347,13 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 f"cannot be used here: {reason}. Use method='refit' (or "
                 "'auto') to refit the estimator on every split."
             )
-        self.method_ = "refit" if self.method == "refit" or reason else "exact"
+        batched = self._use_fold_batching(fit_params)
+        if self.method == "refit" or reason:
+            self.method_ = "batched" if batched else "refit"
+        else:
+            self.method_ = "exact"
 
-        full_loglik = None
+        full_loglik, checkpoints = None, None
         if self.method_ == "exact":
             self.seeds_ = None
             kde = self.estimator
@@ -344,7 +367,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             )
         else:
             self.seeds_ = draw_seeds(rng, len(splits))
-            loglik = run_fits(
+            loglik, checkpoints = run_fits(
                 self.estimator,
                 X,
                 splits,
@@ -353,6 +376,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 n_jobs=self.n_jobs,
                 memory=self.memory,
                 verbose=self.verbose,
+                batched=batched,
             )
 
         if self.refit:
@@ -369,8 +393,46 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                         "on all of X",
                     )
         self._set_scores(loglik, in_mask, full_loglik)
+        self._set_epoch_scores(checkpoints, in_mask)
         self._X_fit = X
         return self
+
+    def _use_fold_batching(self, fit_params):
+        has = hasattr(self.estimator, "fit_folds")
+        if self.fold_batching is True:
+            if not has:
+                raise ValueError(
+                    f"fold_batching=True needs an estimator with a fit_folds "
+                    f"method; {type(self.estimator).__name__} has none. Use "
+                    "fold_batching='auto' or False to fit one clone per split."
+                )
+            if fit_params:
+                raise ValueError(
+                    "fold_batching=True cannot pass fit parameters "
+                    f"{sorted(fit_params)}; use fold_batching=False."
+                )
+            return True
+        return self.fold_batching == "auto" and has and not fit_params
+
+    def _set_epoch_scores(self, checkpoints, in_mask):
+        for name in ("epochs_", "epoch_loglik_", "epoch_memorization_scores_"):
+            if hasattr(self, name):
+                delattr(self, name)
+        if not checkpoints or any(c is None for c in checkpoints):
+            return
+        epochs = checkpoints[0][0]
+        if any(not np.array_equal(c[0], epochs) for c in checkpoints):
+            return  # fits that stopped at different epochs: nothing to align
+        self.epochs_ = epochs
+        self.epoch_loglik_ = np.stack([c[1] for c in checkpoints], axis=1)
+        self.epoch_memorization_scores_ = np.vstack(
+            [
+                aggregate_loglik(
+                    rows, in_mask, aggregate=self.aggregate, warn=False
+                ).memorization
+                for rows in self.epoch_loglik_
+            ]
+        )
 
     def _set_scores(self, loglik, in_mask, full_loglik):
         result = aggregate_loglik(loglik, in_mask, aggregate=self.aggregate)

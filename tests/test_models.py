@@ -588,3 +588,38 @@ def test_memorization_scorer_threading_backend_reproducible(digits):
         par = MemorizationScorer(est, cv=4, n_jobs=2, random_state=0).fit(X)
     seq = MemorizationScorer(est, cv=4, n_jobs=1, random_state=0).fit(X)
     np.testing.assert_array_equal(par.loglik_, seq.loglik_)
+
+
+def test_checkpoints_give_memorization_over_epochs():
+    from sklearn_mem import MemorizationScorer
+
+    X = (np.random.RandomState(0).rand(60, 16) > 0.5).astype(float)
+    vae = VAEDensity(
+        max_epochs=6,
+        checkpoint_epochs=(2, 4, 6),
+        n_importance_samples=8,
+        hidden_dims=(16,),
+        latent_dim=2,
+    )
+    mem = MemorizationScorer(vae, cv=3, random_state=0, refit=False).fit(X)
+    np.testing.assert_array_equal(mem.epochs_, [2, 4, 6])
+    assert mem.epoch_loglik_.shape == (3, 3, 60)
+    # the last checkpoint is the final model
+    np.testing.assert_array_equal(mem.epoch_loglik_[-1], mem.loglik_)
+    np.testing.assert_allclose(
+        mem.epoch_memorization_scores_[-1], mem.memorization_scores_
+    )
+    # an earlier checkpoint is the same net trained for fewer epochs
+    train = np.flatnonzero(mem.in_mask_[0])
+    from sklearn_mem._folds import set_random_states
+
+    short = set_random_states(clone(vae).set_params(max_epochs=2), mem.seeds_[0])
+    np.testing.assert_allclose(
+        short.fit(X[train]).score_samples(X), mem.epoch_loglik_[0, 0], rtol=1e-6
+    )
+
+
+def test_bad_checkpoint_epochs():
+    X = (np.random.RandomState(0).rand(20, 4) > 0.5).astype(float)
+    with pytest.raises(ValueError, match="checkpoint_epochs=.*positive integers"):
+        VAEDensity(max_epochs=1, checkpoint_epochs=(0, 1)).fit(X)

@@ -379,3 +379,43 @@ def test_no_warning_on_ordinary_fit(blobs):
         MemorizationScorer(KernelDensity(bandwidth=0.5), cv=5, random_state=0).fit(
             blobs
         )
+
+
+class FoldBatchedGMM(GaussianMixture):
+    """A GaussianMixture that offers the fold-batching protocol (sequentially)."""
+
+    batches = []
+
+    def fit_folds(self, estimators, X, trains):
+        self.batches.append(len(estimators))
+        return [est.fit(X[train]) for est, train in zip(estimators, trains)]
+
+
+def test_fold_batching_protocol_equals_per_split_fits(blobs):
+    FoldBatchedGMM.batches.clear()
+    gm = FoldBatchedGMM(2, max_iter=20)
+    batched = MemorizationScorer(gm, cv=4, random_state=0).fit(blobs)
+    assert batched.method_ == "batched" and FoldBatchedGMM.batches == [4]
+    single = MemorizationScorer(gm, cv=4, random_state=0, fold_batching=False).fit(
+        blobs
+    )
+    assert single.method_ == "refit" and FoldBatchedGMM.batches == [4]
+    np.testing.assert_array_equal(batched.loglik_, single.loglik_)
+    # fit parameters are not batched: "auto" falls back to per-split fits
+    weights = {"sample_weight": np.ones(len(blobs))}
+    kde = MemorizationScorer(KernelDensity(), cv=3, method="refit").fit(blobs, **weights)
+    assert kde.method_ == "refit"
+
+
+def test_fold_batching_true_needs_the_protocol(blobs):
+    with pytest.raises(ValueError, match="fold_batching=True needs an estimator with"):
+        MemorizationScorer(GaussianMixture(2), cv=3, fold_batching=True).fit(blobs)
+
+
+def test_fold_batching_is_cached(tmp_path, blobs):
+    FoldBatchedGMM.batches.clear()
+    kwargs = dict(cv=3, random_state=0, memory=str(tmp_path), refit=False)
+    first = MemorizationScorer(FoldBatchedGMM(2), **kwargs).fit(blobs)
+    again = MemorizationScorer(FoldBatchedGMM(2), **kwargs).fit(blobs)
+    assert FoldBatchedGMM.batches == [3]
+    np.testing.assert_array_equal(first.loglik_, again.loglik_)

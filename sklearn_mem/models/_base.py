@@ -254,9 +254,17 @@ class DensityNet(DensityMixin, NeuralNet):
         Seed of any noise drawn while scoring (e.g. importance samples).
         Scoring noise depends on this seed and the row's position, never on
         the fitted model or ``random_state``, so the fits of one
-        cross-validation run share it (common random numbers) and the noise
-        cancels in differences between fits. Deliberately not named
+        cross-validation run share it (common random numbers). How much of
+        the noise then cancels in differences between fits depends on the
+        model: little across independently initialised VAEs, whose latent
+        spaces are not aligned. Deliberately not named
         ``*random_state``: meta-estimators reseed those per fit.
+    checkpoint_epochs : sequence of int or None, default=None
+        Epochs (counted from 1) after which a copy of the module's weights is
+        kept in ``checkpoints_``, so that :meth:`score_samples_checkpoints`
+        can score data as the model was at that point of training. Inside a
+        :class:`~sklearn_mem.MemorizationScorer` this gives the memorization
+        score at every checkpoint (``epoch_memorization_scores_``).
     device : str or torch.device, default="cpu"
         Device to train and score on. A net pickled on a GPU loads on the CPU
         when no GPU is available.
@@ -278,6 +286,9 @@ class DensityNet(DensityMixin, NeuralNet):
     history_ : skorch.history.History
         Per-epoch training log (``train_loss`` is the negative mean
         log-likelihood or bound).
+    checkpoints_ : dict of int to dict
+        The module's weights (``state_dict``, on the CPU) after each epoch of
+        ``checkpoint_epochs`` reached so far.
 
     See Also
     --------
@@ -320,12 +331,14 @@ class DensityNet(DensityMixin, NeuralNet):
         train_split=None,
         random_state=None,
         score_seed=0,
+        checkpoint_epochs=None,
         device="cpu",
         verbose=0,
         **kwargs,
     ):
         self.random_state = random_state
         self.score_seed = score_seed
+        self.checkpoint_epochs = checkpoint_epochs
         kwargs.setdefault("iterator_train__shuffle", True)
         kwargs.setdefault("iterator_train__num_workers", 0)
         kwargs.setdefault("iterator_valid__num_workers", 0)
@@ -558,6 +571,66 @@ class DensityNet(DensityMixin, NeuralNet):
         finally:
             del self._fit_rng_
         return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Start a fresh set of checkpoints unless training continues."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        if not hasattr(self, "checkpoints_") or len(self.history) == 0:
+            self.checkpoints_ = {}
+        if self.checkpoint_epochs is not None:
+            epochs = np.asarray(self.checkpoint_epochs)
+            if (
+                epochs.ndim != 1
+                or not np.issubdtype(epochs.dtype, np.integer)
+                or (epochs < 1).any()
+            ):
+                raise ValueError(
+                    f"checkpoint_epochs={self.checkpoint_epochs!r}; expected a "
+                    "sequence of positive integers (epochs counted from 1), "
+                    "e.g. (10, 50, 100)."
+                )
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Keep a copy of the weights at the requested epochs."""
+        super().on_epoch_end(
+            net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
+        )
+        epoch = len(self.history)
+        if self.checkpoint_epochs is not None and epoch in set(
+            int(e) for e in self.checkpoint_epochs
+        ):
+            self.checkpoints_[epoch] = {
+                k: v.detach().to("cpu", copy=True)
+                for k, v in self.module_.state_dict().items()
+            }
+
+    def score_samples_checkpoints(self, X):
+        """Log-likelihood of each sample under every kept checkpoint.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        epochs : ndarray of int, shape (n_checkpoints,)
+            The epochs of the checkpoints, increasing.
+        log_likelihood : ndarray of shape (n_checkpoints, n_samples)
+            ``score_samples(X)`` as the model was after each of those epochs
+            (same scoring noise as :meth:`score_samples`).
+        """
+        self._check_fitted()
+        epochs = np.array(sorted(getattr(self, "checkpoints_", {})), dtype=int)
+        final = {k: v.clone() for k, v in self.module_.state_dict().items()}
+        rows = []
+        try:
+            for epoch in epochs:
+                self.module_.load_state_dict(self.checkpoints_[int(epoch)])
+                rows.append(self.score_samples(X))
+        finally:
+            self.module_.load_state_dict(final)
+        return epochs, np.array(rows).reshape(len(epochs), -1)
 
     def _generator_device(self):
         device = torch.device(self.device)
