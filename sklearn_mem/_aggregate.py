@@ -8,7 +8,6 @@ rules and the warnings are defined once.
 import warnings
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.utils import Bunch
 
 AGGREGATES = ("logmeanexp", "mean")
@@ -32,10 +31,14 @@ def _masked_aggregate(loglik, mask, aggregate):
     has_any = count > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         if aggregate == "logmeanexp":
-            # logsumexp treats -inf (zero density) exactly; a column of only
-            # -inf gives -inf, which is the right log of a zero mean density.
+            # -inf (zero density) is exact here: a column of only -inf gives
+            # -inf, the right log of a zero mean density
             values = np.where(mask, loglik, -np.inf)
-            out = logsumexp(values, axis=0) - np.log(np.maximum(count, 1))
+            top = values.max(axis=0)
+            top = np.where(np.isfinite(top), top, 0.0)
+            values -= top
+            np.exp(values, out=values)
+            out = np.log(values.sum(axis=0)) + top - np.log(np.maximum(count, 1))
         else:
             values = np.where(mask, loglik, 0.0)
             out = values.sum(axis=0) / np.maximum(count, 1)

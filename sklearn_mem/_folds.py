@@ -36,6 +36,7 @@ def materialize_splits(cv, X, y=None, **split_params):
     """
     n = X.shape[0]
     splits = []
+    marked = np.zeros(n, dtype=bool)
     for k, (train, test) in enumerate(cv.split(X, y, **split_params)):
         train = np.asarray(train)
         test = np.asarray(test)
@@ -57,13 +58,15 @@ def materialize_splits(cv, X, y=None, **split_params):
                 f"Split {k} of {cv!r} has an empty training part; every fit "
                 "needs training rows."
             )
-        overlap = np.intersect1d(train, test)
+        marked[:] = False
+        marked[train] = True
+        overlap = test[marked[test]]
         if overlap.size:
             raise ValueError(
-                f"Split {k} of {cv!r} puts {overlap.size} samples (e.g. index "
-                f"{overlap[0]}) in both its training and held-out parts; a "
-                "memorization score needs the two parts disjoint. Use a "
-                "splitter whose parts do not overlap (KFold, ShuffleSplit, "
+                f"Split {k} of {cv!r} puts {np.unique(overlap).size} samples "
+                f"(e.g. index {overlap[0]}) in both its training and held-out "
+                "parts; a memorization score needs the two parts disjoint. Use "
+                "a splitter whose parts do not overlap (KFold, ShuffleSplit, "
                 "GroupKFold, LeaveOneOut, ...)."
             )
         splits.append((train, test))

@@ -162,6 +162,10 @@ def _lse_rows(a, axis=1):
     return np.squeeze(s, axis=axis)
 
 
+# exp(-600) is far above the smallest normal float64 (about exp(-708))
+_SHARED_SHIFT = 600.0
+
+
 class _Round:
     """Fits whose training parts are 'all rows except one block each'.
 
@@ -197,11 +201,19 @@ class _Round:
             block = a
         else:
             m = np.maximum.reduceat(a, self.starts, axis=1)
-            m_safe = np.where(np.isfinite(m), m, 0.0)
-            e = a - np.repeat(m_safe, self.sizes, axis=1)
+            top = m.max(axis=1, keepdims=True)
+            top = np.where(np.isfinite(top), top, 0.0)
+            if np.all((top - m)[np.isfinite(m)] < _SHARED_SHIFT):
+                # every block's largest term stays a normal float when all are
+                # scaled by the row maximum: one broadcast shift suffices
+                e = a - top
+                shift = top
+            else:
+                shift = np.where(np.isfinite(m), m, 0.0)
+                e = a - np.repeat(shift, self.sizes, axis=1)
             np.exp(e, out=e)
             with np.errstate(divide="ignore"):
-                block = np.log(np.add.reduceat(e, self.starts, axis=1)) + m_safe
+                block = np.log(np.add.reduceat(e, self.starts, axis=1)) + shift
         excluded, total = _exclude_each(block)
         return excluded[:, self.fit_block], total
 

@@ -403,7 +403,9 @@ def test_fold_batching_protocol_equals_per_split_fits(blobs):
     np.testing.assert_array_equal(batched.loglik_, single.loglik_)
     # fit parameters are not batched: "auto" falls back to per-split fits
     weights = {"sample_weight": np.ones(len(blobs))}
-    kde = MemorizationScorer(KernelDensity(), cv=3, method="refit").fit(blobs, **weights)
+    kde = MemorizationScorer(KernelDensity(), cv=3, method="refit").fit(
+        blobs, **weights
+    )
     assert kde.method_ == "refit"
 
 
