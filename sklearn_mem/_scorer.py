@@ -3,6 +3,7 @@
 from numbers import Integral
 
 import numpy as np
+from scipy.stats import t as t_dist
 from sklearn.base import (
     BaseEstimator,
     MetaEstimatorMixin,
@@ -185,6 +186,11 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         fits with disjoint held-out parts, e.g. the repeats of RepeatedKFold):
         the standard deviation of the per-repeat scores over the square root
         of their number. NaN with fewer than two repeats.
+    memorization_interval_ : ndarray of shape (n_samples, 2)
+        A 95% interval around ``memorization_scores_``: plus or minus the
+        Student-t quantile (degrees of freedom: repeats with a finite score
+        minus one) times ``memorization_stderr_``. NaN where the standard
+        error is undefined.
     n_repeats_ : int
         Number of such repeats.
     full_loglik_ : ndarray of shape (n_samples,)
@@ -445,8 +451,15 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.n_out_ = result.n_out
         rounds = split_rounds(in_mask)
         self.n_repeats_ = int(rounds.max()) + 1
-        self.memorization_stderr_, _ = repeat_standard_error(
+        self.memorization_stderr_, per_repeat = repeat_standard_error(
             loglik, in_mask, rounds, aggregate=self.aggregate
+        )
+        # Student-t 95% interval around M from the per-repeat spread
+        dof = np.isfinite(per_repeat).sum(axis=0) - 1
+        with np.errstate(invalid="ignore"):
+            half = t_dist.ppf(0.975, np.maximum(dof, 1)) * self.memorization_stderr_
+        self.memorization_interval_ = np.column_stack(
+            [self.memorization_scores_ - half, self.memorization_scores_ + half]
         )
         if full_loglik is not None:
             self.full_loglik_ = full_loglik

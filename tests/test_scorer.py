@@ -249,8 +249,18 @@ def test_repeated_kfold_standard_error(blobs):
         per_repeat.append(sub.memorization_scores_)
     expected = np.std(per_repeat, axis=0, ddof=1) / np.sqrt(3)
     np.testing.assert_allclose(mem.memorization_stderr_, expected, rtol=1e-10)
+    from scipy.stats import t
+
+    half = t.ppf(0.975, 2) * expected
+    np.testing.assert_allclose(
+        mem.memorization_interval_,
+        np.column_stack(
+            [mem.memorization_scores_ - half, mem.memorization_scores_ + half]
+        ),
+    )
     single = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=4).fit(blobs)
     assert single.n_repeats_ == 1 and np.isnan(single.memorization_stderr_).all()
+    assert np.isnan(single.memorization_interval_).all()
 
 
 def test_shufflesplit_rows_outside_both_parts_count_as_out(blobs):
