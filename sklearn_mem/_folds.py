@@ -167,19 +167,24 @@ def score_fitted(estimator, X, index):
     """
     n = X.shape[0]
     loglik = check_loglik(estimator.score_samples(X), n, estimator, index)
-    checkpoints = None
-    if getattr(estimator, "checkpoints_", None) and hasattr(
-        estimator, "score_samples_checkpoints"
+    return loglik, score_checkpoints(estimator, X, index)
+
+
+def score_checkpoints(estimator, X, index):
+    """(epochs, log-likelihoods) under the kept checkpoints, or None."""
+    if not (
+        getattr(estimator, "checkpoints_", None)
+        and hasattr(estimator, "score_samples_checkpoints")
     ):
-        epochs, rows = estimator.score_samples_checkpoints(X)
-        rows = np.vstack(
-            [
-                check_loglik(row, n, estimator, f"{index} at epoch {epoch}")
-                for epoch, row in zip(epochs, rows)
-            ]
-        )
-        checkpoints = (np.asarray(epochs), rows)
-    return loglik, checkpoints
+        return None
+    epochs, rows = estimator.score_samples_checkpoints(X)
+    rows = np.vstack(
+        [
+            check_loglik(row, X.shape[0], estimator, f"{index} at epoch {epoch}")
+            for epoch, row in zip(epochs, rows)
+        ]
+    )
+    return np.asarray(epochs), rows
 
 
 def check_loglik(loglik, n_samples, estimator, index):
@@ -236,7 +241,8 @@ def fit_batched_and_score(estimator, X, trains, seeds, n_threads):
 
     ``fit_folds(estimators, X, trains)`` trains one clone per training part
     (each already carrying its own seeds) simultaneously and returns them
-    fitted, as ordinary estimators.
+    fitted, as ordinary estimators; ``score_folds(estimators, X)``, when the
+    estimator has it, scores them all at once.
     """
     clones = [set_random_states(clone(estimator), int(seed)) for seed in seeds]
     with limit_threads(n_threads):
@@ -246,7 +252,17 @@ def fit_batched_and_score(estimator, X, trains, seeds, n_threads):
                 f"{type(estimator).__name__}.fit_folds returned {len(fitted)} "
                 f"estimators for {len(trains)} training parts."
             )
-        return [score_fitted(est, X, k) for k, est in enumerate(fitted)]
+        if not hasattr(estimator, "score_folds"):
+            return [score_fitted(est, X, k) for k, est in enumerate(fitted)]
+        # one call scores every fit (sharing work between them, same values)
+        rows = estimator.score_folds(fitted, X)
+        return [
+            (
+                check_loglik(rows[k], X.shape[0], est, k),
+                score_checkpoints(est, X, k),
+            )
+            for k, est in enumerate(fitted)
+        ]
 
 
 def _cached_fit_batched_and_score(estimator, X, trains, seeds, n_threads, versions):
@@ -297,7 +313,10 @@ def run_fits(
     -------
     loglik : ndarray of shape (n_fits, n_samples)
     checkpoints : list of (epochs, ndarray) or None, one per fit
+    n_from_cache : int
+        Fits whose results were read from ``memory`` instead of computed.
     """
+    n_from_cache = 0
     if batched:
         # one process trains every fold: it gets the cores n_jobs asks for
         n_threads = max(1, effective_n_jobs(n_jobs))
@@ -305,9 +324,13 @@ def run_fits(
         if memory is None:
             results = fit_batched_and_score(estimator, X, trains, seeds, n_threads)
         else:
-            results = check_memory(memory).cache(
+            cached = check_memory(memory).cache(
                 _cached_fit_batched_and_score, ignore=["n_threads"]
-            )(estimator, X, trains, seeds, n_threads, _code_versions(estimator))
+            )
+            args = (estimator, X, trains, seeds, n_threads, _code_versions(estimator))
+            if cached.check_call_in_cache(*args):
+                n_from_cache = len(splits)
+            results = cached(*args)
     else:
         n_threads = inner_thread_limit()
         worker, extra = fit_and_score, ()
@@ -316,10 +339,8 @@ def run_fits(
                 _cached_fit_and_score, ignore=["n_threads", "index"]
             )
             extra = (_code_versions(estimator),)
-        jobs = Parallel(
-            n_jobs=n_jobs, verbose=verbose if verbose > 1 else 0, return_as="generator"
-        )(
-            delayed(worker)(
+        calls = [
+            (
                 estimator,
                 X,
                 train,
@@ -330,10 +351,15 @@ def run_fits(
                 *extra,
             )
             for k, (train, _) in enumerate(splits)
-        )
+        ]
+        if memory is not None:
+            n_from_cache = sum(bool(worker.check_call_in_cache(*c)) for c in calls)
+        jobs = Parallel(
+            n_jobs=n_jobs, verbose=verbose if verbose > 1 else 0, return_as="generator"
+        )(delayed(worker)(*call) for call in calls)
         results = list(progress(jobs, total=len(splits), enabled=verbose > 0))
     loglik = np.vstack([row for row, _ in results])
-    return loglik, [checkpoints for _, checkpoints in results]
+    return loglik, [checkpoints for _, checkpoints in results], n_from_cache
 
 
 def split_rounds(in_mask):

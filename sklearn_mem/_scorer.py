@@ -133,9 +133,12 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Train the fits of the refit path simultaneously, as one batched model,
         through the estimator's ``fit_folds(estimators, X, trains)`` (the
         torch density nets of :mod:`sklearn_mem.models` that support it).
-        ``"auto"`` batches when the estimator offers ``fit_folds`` and no fit
-        parameters are passed, and fits per split otherwise; ``True`` demands
-        it. The batched fits equal independent fits with the same seeds.
+        ``"auto"`` batches when the estimator offers ``fit_folds``, says it
+        can batch (``fold_batching_unavailable_reason()`` returns None, when
+        it has that method) and no fit parameters are passed, and fits per
+        split otherwise; ``True`` demands ``fit_folds``. The batched fits
+        equal independent fits with the same seeds up to floating-point
+        rounding.
 
     n_jobs : int, default=None
         Number of fits run in parallel through
@@ -216,6 +219,9 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         time.
     cv_ : cross-validation generator
         The splitter used.
+    n_fits_from_cache_ : int
+        Number of fits whose log-likelihoods were read from ``memory`` rather
+        than computed in this call to ``fit`` (0 without ``memory``).
     seeds_ : ndarray of int, shape (n_fits,) or None
         The seed of each fit (None on the exact path, which is deterministic).
     n_features_in_ : int
@@ -362,6 +368,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         full_loglik, checkpoints = None, None
         if self.method_ == "exact":
             self.seeds_ = None
+            self.n_fits_from_cache_ = 0
             kde = self.estimator
             loglik, full_loglik = kde_loglik(
                 np.asarray(X, dtype=np.float64),
@@ -373,7 +380,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             )
         else:
             self.seeds_ = draw_seeds(rng, len(splits))
-            loglik, checkpoints = run_fits(
+            loglik, checkpoints, self.n_fits_from_cache_ = run_fits(
                 self.estimator,
                 X,
                 splits,
@@ -418,7 +425,13 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                     f"{sorted(fit_params)}; use fold_batching=False."
                 )
             return True
-        return self.fold_batching == "auto" and has and not fit_params
+        if self.fold_batching is False or not has or fit_params:
+            return False
+        if not hasattr(self.estimator, "fold_batching_unavailable_reason"):
+            return True
+        # ask a clone carrying seeds, as the fits will
+        probe = set_random_states(clone(self.estimator), 0)
+        return probe.fold_batching_unavailable_reason() is None
 
     def _set_epoch_scores(self, checkpoints, in_mask):
         for name in ("epochs_", "epoch_loglik_", "epoch_memorization_scores_"):

@@ -688,11 +688,12 @@ def prepare_run_dir(out, manifest, *, overwrite=False):
     return resumed
 
 
-def _count_cached_fits(cache, function="_cached_fit_and_score"):
+def _count_cached_results(cache):
+    """Results in the fit cache (one per fit, or one per batch of folds)."""
     cache = Path(cache)
     if not cache.is_dir():
         return 0
-    return sum(1 for p in cache.rglob("output.pkl") if function in p.parts)
+    return sum(1 for _ in cache.rglob("output.pkl"))
 
 
 def _versions():
@@ -892,11 +893,9 @@ def _run(args, argv):
     }
     resumed = prepare_run_dir(out, manifest, overwrite=args.overwrite)
     cache = out / CACHE_DIR
-    cached_before = _count_cached_fits(cache)
+    cached_before = _count_cached_results(cache)
     if resumed and cached_before:
-        logger.info(
-            "resuming the run in %s: %d fits already cached", out, cached_before
-        )
+        logger.info("resuming the run in %s: %d cached results", out, cached_before)
 
     from sklearn.model_selection import RepeatedKFold
 
@@ -936,19 +935,16 @@ def _run(args, argv):
             logger.warning("%s: %s", w.category.__name__, w.message)
     t_fitted = time.perf_counter()
     n_fits = int(scorer.loglik_.shape[0])
-    if scorer.method_ == "exact":
-        fits = {
-            "method": "exact (closed-form kernel sums)",
-            "computed": n_fits,
-            "from_cache": 0,
-        }
-    else:
-        computed = _count_cached_fits(cache) - cached_before
-        fits = {
-            "method": "refit",
-            "computed": computed,
-            "from_cache": n_fits - computed,
-        }
+    methods = {
+        "exact": "exact (closed-form kernel sums)",
+        "refit": "refit",
+        "batched": "batched (all folds trained as one model)",
+    }
+    fits = {
+        "method": methods[scorer.method_],
+        "computed": n_fits - scorer.n_fits_from_cache_,
+        "from_cache": scorer.n_fits_from_cache_,
+    }
 
     columns = {
         "in_loglik": scorer.in_loglik_,

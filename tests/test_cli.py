@@ -334,7 +334,11 @@ def test_deep_models(model, options, small_npy, tmp_path, capsys):
     assert main(args) == 0, _error(capsys)
     summary = _summary(out)
     assert summary["settings"]["model"] == model
-    assert summary["fits"] == {"method": "refit", "computed": 2, "from_cache": 0}
+    assert summary["fits"] == {
+        "method": "batched (all folds trained as one model)",
+        "computed": 2,
+        "from_cache": 0,
+    }
     if model == "vae":
         assert summary["settings"]["model_params"]["likelihood"] == "bernoulli"
     assert np.isfinite(report.read_scores(out / "scores.csv")["memorization"]).all()

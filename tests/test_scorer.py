@@ -431,3 +431,12 @@ def test_fold_batching_is_cached(tmp_path, blobs):
     again = MemorizationScorer(FoldBatchedGMM(2), **kwargs).fit(blobs)
     assert FoldBatchedGMM.batches == [3]
     np.testing.assert_array_equal(first.loglik_, again.loglik_)
+
+
+def test_n_fits_from_cache(tmp_path, blobs):
+    kwargs = dict(cv=3, random_state=0, memory=str(tmp_path), refit=False)
+    first = MemorizationScorer(GaussianMixture(2), **kwargs).fit(blobs)
+    assert first.n_fits_from_cache_ == 0
+    again = MemorizationScorer(GaussianMixture(2), **kwargs).fit(blobs)
+    assert again.n_fits_from_cache_ == 3
+    assert MemorizationScorer(KernelDensity(), cv=3).fit(blobs).n_fits_from_cache_ == 0

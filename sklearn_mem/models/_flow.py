@@ -95,7 +95,7 @@ class RealNVP(nn.Module):
             x, ld = layer(x)
             log_det = log_det + ld
         z = (x - self.loc) * torch.exp(-self.log_scale)
-        return z, log_det - self.log_scale.sum()
+        return z, log_det - self.log_scale.sum(-1)
 
     def inverse(self, z):
         """Map base samples back to data space."""

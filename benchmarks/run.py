@@ -1,0 +1,156 @@
+"""Run the whole performance suite quickly and print markdown tables.
+
+    python benchmarks/run.py            # full: 50 epochs, S=128 and S=1000
+    python benchmarks/run.py --quick    # 5 epochs, S=128 only (a minute)
+
+1. The core table of ``bench_core`` (closed-form KDE vs refits, GMM n_jobs).
+2. VAE K=10 on digits: sequential skorch fits vs joblib n_jobs=2 vs
+   fold-batched training; IWAE scoring of all K models (loop vs
+   ``score_folds``). Every variant runs in its own subprocess, so its peak
+   RSS is its own (torch CPU tensors are invisible to tracemalloc).
+3. The arithmetic floor of the batched training: its matmul FLOPs at the
+   GFLOP/s this machine reaches on a ``bmm`` of the same shapes.
+
+All ratios come from this one run.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from benchmarks.bench_core import _table  # noqa: E402
+from benchmarks.bench_core import run as run_core  # noqa: E402
+
+
+def _subprocess(variant, epochs, samples=1000):
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    cmd = [
+        sys.executable,
+        os.path.join(HERE, "bench_speed.py"),
+        "--variant",
+        variant,
+        "--epochs",
+        str(epochs),
+        "--samples",
+        str(samples),
+    ]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def vae_rows(epochs, samples_grid):
+    results = {}
+    for variant in ("one_fold", "sequential", "joblib", "batched"):
+        results[variant] = _subprocess(variant, epochs)
+    for S in samples_grid:
+        for variant in ("score_loop", "score_folds"):
+            results[(variant, S)] = _subprocess(variant, epochs, S)
+    return results
+
+
+def matmul_floor(epochs, n_threads=2, K=10, B=128):
+    """Seconds the batched training's matmuls need at this machine's bmm speed."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    torch.set_num_threads(n_threads)
+    n = len(load_digits().data)
+    layers = [(64, 256), (256, 128), (128, 16), (8, 128), (128, 256), (256, 64)]
+    flops_step, seconds_step = 0.0, 0.0
+    for i, (a, b) in enumerate(layers):
+        x, w = torch.randn(K, B, a), torch.randn(K, a, b)
+        g = torch.randn(K, B, b)
+        calls = [(x, w), (x.transpose(1, 2), g)]  # forward, weight gradient
+        if i:  # input gradient, except for the first layer
+            calls.append((g, w.transpose(1, 2)))
+        for left, right in calls:
+            for _ in range(5):
+                torch.bmm(left, right)
+            reps = 50
+            start = time.perf_counter()
+            for _ in range(reps):
+                torch.bmm(left, right)
+            seconds_step += (time.perf_counter() - start) / reps
+            flops_step += 2.0 * K * B * a * b
+    steps = epochs * -(-int(n * 0.9) // B)
+    return flops_step * steps, seconds_step * steps
+
+
+def vae_table(r, epochs, samples_grid, floor):
+    seq = r["sequential"]["seconds"]
+    job = r["joblib"]["seconds"]
+    bat = r["batched"]["seconds"]
+    one = r["one_fold"]
+    lines = [
+        f"VAE K=10 on digits, {epochs} epochs (Bernoulli MLP, default sizes)",
+        "",
+        "| variant | time (s) | peak RSS (MiB) | vs sequential | vs batched |",
+        "|---|---:|---:|---:|---:|",
+    ]
+
+    def row(name, res, extra=""):
+        s = res["seconds"]
+        rss = max(res["peak_rss_mib"], res["workers_peak_rss_mib"])
+        lines.append(
+            f"| {name} | {s:.2f} | {rss:.0f}{extra} | {seq / s:.2f}x | {s / bat:.2f}x |"
+        )
+
+    row("one fold's fit (1 thread)", one)
+    row("sequential skorch fits (1 thread)", r["sequential"])
+    row("joblib n_jobs=2 (1 thread each)", r["joblib"], " per process")
+    row("fold-batched fit_folds (2 threads)", r["batched"])
+    for S in samples_grid:
+        row(f"IWAE S={S}, loop of score_samples", r[("score_loop", S)])
+        row(f"IWAE S={S}, score_folds", r[("score_folds", S)])
+    flops, floor_s = floor
+    mem = max(r["batched"]["peak_rss_mib"], 1) / max(one["peak_rss_mib"], 1)
+    lines += [
+        "",
+        f"- batched vs sequential: {seq / bat:.2f}x (target >= 8x); "
+        f"vs joblib n_jobs=2: {job / bat:.2f}x (target >= 2.5x)",
+        f"- peak RSS batched / one fold's fit: {mem:.2f} (target <= 1.5)",
+    ]
+    for S in samples_grid:
+        s = r[("score_folds", S)]["seconds"]
+        lines.append(
+            f"- IWAE S={S} of all K models (score_folds) / batched training: "
+            f"{s / bat:.2f}x (target <= 2x at S=1000); loop / score_folds: "
+            f"{r[('score_loop', S)]['seconds'] / s:.2f}x"
+        )
+    lines.append(
+        f"- matmul floor of the batched training: {flops / 1e9:.0f} GFLOP in "
+        f"{floor_s:.2f} s at this machine's bmm speed ({flops / floor_s / 1e9:.0f} "
+        f"GFLOP/s, 2 threads); measured {bat:.2f} s = {bat / floor_s:.1f}x the floor"
+    )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5 epochs, S=128 only")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--skip-core", action="store_true")
+    args = parser.parse_args(argv)
+    epochs = args.epochs or (5 if args.quick else 50)
+    samples_grid = [128] if args.quick else [128, 1000]
+    print(
+        f"machine: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, python {platform.python_version()}"
+    )
+    if not args.skip_core:
+        print()
+        print(_table(run_core(repeat=1 if args.quick else 3)))
+    print()
+    results = vae_rows(epochs, samples_grid)
+    print(vae_table(results, epochs, samples_grid, matmul_floor(epochs)))
+
+
+if __name__ == "__main__":
+    main()
