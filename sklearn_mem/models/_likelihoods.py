@@ -68,10 +68,12 @@ class Likelihood(torch.nn.Module):
         return x, None
 
     def log_prob(self, value, out, dtype=None):
-        raise NotImplementedError
+        """Per-sample log-likelihood of ``value`` given decoder output ``out``."""
+        raise NotImplementedError("abstract: each likelihood defines log_prob")
 
     def sample(self, out, generator=None):
-        raise NotImplementedError
+        """Draw data given decoder output ``out``."""
+        raise NotImplementedError("abstract: each likelihood defines sample")
 
 
 class BernoulliLikelihood(Likelihood):
