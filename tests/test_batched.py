@@ -286,3 +286,17 @@ def test_batched_on_cuda(binary):
         np.testing.assert_allclose(
             b.score_samples(binary), s.score_samples(binary), rtol=1e-4
         )
+
+
+def test_score_folds_identical_across_noise_blocks(binary, monkeypatch):
+    """Noise shared over several blocks of chunks (as at S=1000) is exact."""
+    from sklearn_mem.models import _vae
+
+    monkeypatch.setattr(_vae, "_SHARED_NOISE_ROWS", 7)
+    est = small_vae(n_importance_samples=40, score_batch_size=80)
+    nets = fit_folds(
+        [clone(est).set_params(random_state=s) for s in range(3)], binary, UNEVEN
+    )
+    np.testing.assert_array_equal(
+        est.score_folds(nets, binary), [net.score_samples(binary) for net in nets]
+    )

@@ -120,6 +120,10 @@ class _StackedLinear(nn.Module):
 
     def __init__(self, linears):
         super().__init__()
+        # set by _fuse_relu when an nn.ReLU follows in a Sequential: the
+        # rectification is then applied in place to the product (its
+        # backward needs only the inputs), saving a tensor per layer
+        self.relu = False
         self.weight = nn.Parameter(
             torch.stack([lin.weight.detach().t() for lin in linears]).contiguous()
         )
@@ -132,8 +136,20 @@ class _StackedLinear(nn.Module):
 
     def forward(self, x):
         if self.bias is None:
-            return torch.bmm(x, self.weight)
-        return torch.baddbmm(self.bias, x, self.weight)
+            out = torch.bmm(x, self.weight)
+        else:
+            out = torch.baddbmm(self.bias, x, self.weight)
+        return out.relu_() if self.relu else out
+
+
+def _fuse_relu(sequential):
+    """Let each stacked linear layer of ``sequential`` apply the ReLU after it."""
+    names = list(sequential._modules)
+    for name, after in zip(names[:-1], names[1:]):
+        linear, relu = sequential._modules[name], sequential._modules[after]
+        if type(linear) is _StackedLinear and not linear.relu and type(relu) is nn.ReLU:
+            linear.relu = True
+            sequential._modules[after] = nn.Identity()
 
 
 def _weight_view(stacked, k):
@@ -168,6 +184,8 @@ def _stack(template, folds, entries):
     for name, child in list(template.named_children()):
         children = [getattr(f, name) for f in folds]
         setattr(template, name, _stack(child, children, entries))
+    if kind is nn.Sequential:
+        _fuse_relu(template)
     for name, _ in list(template.named_parameters(recurse=False)):
         params = [getattr(f, name) for f in folds]
         if len({tuple(p.shape) for p in params}) != 1:
@@ -248,6 +266,10 @@ class _FoldAdam:
             [torch.zeros_like(p) for p in self.params] if self.amsgrad else []
         )
         self._data = [p.detach() for p in self.params]
+        # step tensors of the last all-fold update (adam() increments them),
+        # reused while every fold keeps stepping with the same count
+        self._shared_steps = None
+        self._shared_count = None
 
     def zero_grad(self):
         for p in self.params:
@@ -268,8 +290,11 @@ class _FoldAdam:
 
             params = parts(self._data)
             grads = parts([p.grad for p in self.params])
-            # a fresh step tensor per updated tensor: adam() increments each
-            steps = [torch.tensor(float(count)) for _ in params]
+            # a step tensor per updated tensor: adam() increments each
+            if every and self._shared_count == count:
+                steps = self._shared_steps
+            else:
+                steps = [torch.tensor(float(count)) for _ in params]
             _adam(
                 params,
                 grads,
@@ -281,6 +306,8 @@ class _FoldAdam:
             )
             for k in folds:
                 self.steps[k] += 1
+            if every:
+                self._shared_steps, self._shared_count = steps, count + 1
 
     def state_for_fold(self, k):
         """The ``torch.optim.Adam`` state of fold ``k``, keyed by its params."""
@@ -450,37 +477,66 @@ class _Plan:
             counts.append(n // b if drop_last else -(-n // b))
         n_steps = max(counts)
         width = max(batch_sizes)
-        idx = torch.empty((n_steps, n_folds, width), dtype=torch.long)
+        idx = np.empty((n_steps, n_folds, width), dtype=np.int64)
         sizes = np.zeros((n_steps, n_folds), dtype=np.int64)
+        columns = np.arange(width)
         for k, (r, b, c) in enumerate(zip(rows, batch_sizes, counts)):
-            idx[:, k, :] = r[0]
-            for j in range(c):
-                part = r[j * b : (j + 1) * b]
-                idx[j, k, : len(part)] = part
-                idx[j, k, len(part) :] = part[0]
-                sizes[j, k] = len(part)
+            r = np.asarray(r, dtype=np.int64)
+            # batch j holds r[j*b : j*b + size_j]; its padding repeats its
+            # first row, and steps past the fold's last batch hold r[0]
+            starts = np.arange(c) * b
+            size = np.minimum(b, len(r) - starts)
+            pos = starts[:, None] + columns[None, :]
+            pos = np.where(columns[None, :] < size[:, None], pos, starts[:, None])
+            idx[:c, k] = r[pos]
+            idx[c:, k] = r[0]
+            sizes[:c, k] = size
         positions = torch.arange(width)
         mask = positions[None, None, :] < torch.as_tensor(sizes)[:, :, None]
         self.n_steps = n_steps
         self.counts = counts
         self.sizes = sizes
-        self.idx = idx.to(device)
+        self.idx = torch.as_tensor(idx).to(device)
         self.mask = mask.to(device=device, dtype=torch.float32)
         self.denominator = torch.as_tensor(
             np.maximum(sizes, 1), dtype=torch.float32
         ).to(device)
 
 
-def _pad_stack(parts, sizes, width):
-    """Stack per-fold tensors of ``sizes[k]`` rows, zero-padded to ``width``."""
-    if all(s == width for s in sizes):
-        return torch.stack(parts)
-    ref = next(p for p in parts if p is not None)
-    out = ref.new_zeros((len(parts), width, *ref.shape[1:]))
-    for k, (p, s) in enumerate(zip(parts, sizes)):
-        if p is not None:
-            out[k, :s] = p
-    return out
+class _NoiseBuffers:
+    """Each fold's training noise of a step, drawn into stacked buffers.
+
+    Fold ``k`` draws from its own generator with the shapes of its own batch
+    (``VAEModule.draw_noise``), straight into its part of preallocated
+    ``(K, width, ...)`` tensors; the rest of a fold's part (a short batch,
+    or no batch at this step) is zero.
+    """
+
+    def __init__(self, modules, generators, width, device):
+        self.modules = modules
+        self.generators = generators
+        self.device = device
+        first = modules[0]
+        K = len(modules)
+        self.eps = torch.zeros((K, width, first.latent_dim), device=device)
+        self.u = None
+        if first.likelihood.needs_noise:
+            self.u = torch.zeros((K, width, first.n_features), device=device)
+
+    def draw(self, sizes):
+        eps, u = self.eps, self.u
+        width = eps.shape[1]
+        for k, size in enumerate(sizes):
+            if size:
+                out = (eps[k, :size], None if u is None else u[k, :size])
+                self.modules[k].draw_noise(
+                    (size,), self.generators[k], self.device, out=out
+                )
+            if size < width:
+                eps[k, size:] = 0.0
+                if u is not None:
+                    u[k, size:] = 0.0
+        return eps, u
 
 
 def _notify_epoch_end(net):
@@ -528,6 +584,9 @@ def _fit_batched(nets, X, trains):
     checkpoints = {int(e) for e in (first.checkpoint_epochs or ())}
     n_folds = len(nets)
 
+    if draws_noise:
+        width = max(batch_sizes)
+        noise = _NoiseBuffers(modules, [st["noise"] for st in streams], width, device)
     for net, Xk in zip(nets, X_parts):
         net.notify("on_train_begin", X=Xk, y=None)
     stacked.train()
@@ -542,22 +601,16 @@ def _fit_batched(nets, X, trains):
                     r = r[torch.randperm(len(r), generator=streams[k]["shuffle"])]
                 rows.append(r)
             plan = _Plan(rows, batch_sizes, drop_last, device)
+            all_sizes = plan.sizes.tolist()
+            # every step's batches gathered at once: x of step j is a view
+            epoch_x = data[plan.idx]
+            epoch_losses = torch.empty((plan.n_steps, n_folds), device=device)
             for j in range(plan.n_steps):
-                sizes = plan.sizes[j].tolist()
+                sizes = all_sizes[j]
                 active = [k for k in range(n_folds) if sizes[k]]
-                x = data[plan.idx[j]]
+                x = epoch_x[j]
                 if draws_noise:
-                    noise = [
-                        modules[k].draw_noise((sizes[k],), streams[k]["noise"], device)
-                        if sizes[k]
-                        else (None, None)
-                        for k in range(n_folds)
-                    ]
-                    width = plan.idx.shape[-1]
-                    eps = _pad_stack([n[0] for n in noise], sizes, width)
-                    u = None
-                    if noise[active[0]][1] is not None:
-                        u = _pad_stack([n[1] for n in noise], sizes, width)
+                    eps, u = noise.draw(sizes)
                     y_pred = stacked.elbo(x, eps, u)
                 else:
                     y_pred = stacked(x)
@@ -565,12 +618,16 @@ def _fit_batched(nets, X, trains):
                 optimizer.zero_grad()
                 fold_loss.sum().backward()
                 optimizer.step(active)
-                losses = fold_loss.tolist()
-                for k in active:
-                    history = nets[k].history
+                epoch_losses[j] = fold_loss.detach()
+            # the history of the epoch's batches, as the sequential fits
+            # record it (a fold's batches are its first counts[k] steps)
+            losses = epoch_losses.tolist()
+            for k, net in enumerate(nets):
+                history = net.history
+                for j in range(plan.counts[k]):
                     history.new_batch()
-                    history.record_batch("train_loss", losses[k])
-                    history.record_batch("train_batch_size", sizes[k])
+                    history.record_batch("train_loss", losses[j][k])
+                    history.record_batch("train_batch_size", all_sizes[j][k])
             for k, net in enumerate(nets):
                 net.history.record("train_batch_count", plan.counts[k])
             if len(first.history) in checkpoints:

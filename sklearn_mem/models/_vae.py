@@ -7,7 +7,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._base import DensityNet, _derive_seed
+from ._base import (
+    DensityNet,
+    _derive_seed,
+    _forked_global_rng,
+    _seed_global_rng,
+)
 from ._likelihoods import LIKELIHOODS, check_likelihood_X, make_likelihood
 
 __all__ = ["VAEModule", "VAEDensity"]
@@ -182,23 +187,31 @@ class VAEModule(nn.Module):
         """Per-sample ELBO with one reparameterised sample and analytic KL."""
         return self.elbo(x, *self.draw_noise(x.shape[:-1], generator, x.device))
 
-    def draw_noise(self, batch_shape, generator=None, device=None):
+    def draw_noise(self, batch_shape, generator=None, device=None, out=None):
         """The training noise of a batch: ``(eps, u)``, drawn in that order.
 
         ``u`` (uniform dequantisation noise, ``batch_shape + (n_features,)``,
         or None) is drawn first, then ``eps`` (standard normal,
         ``batch_shape + (latent_dim,)``), so one generator gives the same
         stream whether the noise is drawn here or inside :meth:`forward`.
+        ``out``, a pair of contiguous tensors of those shapes (the second
+        ignored when there is no ``u``), receives the same numbers instead
+        of new tensors.
         """
         batch_shape = tuple(batch_shape)
+        eps_out, u_out = (None, None) if out is None else out
         u = None
         if self.likelihood.needs_noise:
-            u = torch.rand(
-                (*batch_shape, self.n_features), generator=generator, device=device
-            )
-        eps = torch.randn(
-            (*batch_shape, self.latent_dim), generator=generator, device=device
-        )
+            shape = (*batch_shape, self.n_features)
+            if u_out is None:
+                u = torch.rand(shape, generator=generator, device=device)
+            else:
+                u = torch.rand(shape, generator=generator, out=u_out)
+        shape = (*batch_shape, self.latent_dim)
+        if eps_out is None:
+            eps = torch.randn(shape, generator=generator, device=device)
+        else:
+            eps = torch.randn(shape, generator=generator, out=eps_out)
         return eps, u
 
     def elbo(self, x, eps, u=None):
@@ -254,6 +267,59 @@ class VAEModule(nn.Module):
         device = next(self.parameters()).device
         z = torch.randn((n, self.latent_dim), generator=generator, device=device)
         return self.likelihood.sample(self.decode(z), generator=generator)
+
+
+# rows whose scoring noise is drawn at once and then used by every model in
+# turn (bounded memory: rows x S x latent_dim floats, plus n_features for
+# dequantisation noise); each model runs over the block's chunks in a row,
+# which keeps its weights in cache
+_SHARED_NOISE_ROWS = 256
+
+
+def _score_folds_shared(estimators, X):
+    """``[est.score_samples(X) for est in estimators]``, sharing the noise.
+
+    Each model scores exactly the chunks ``score_samples`` scores, with the
+    same noise and operations (under the same global-RNG seeding as
+    ``DensityNet._score_loop``), so the rows are identical; the common
+    random numbers of a block of chunks are drawn once for all models.
+    """
+    first = estimators[0]
+    for est in estimators:
+        est._check_fitted()
+        if not isinstance(est.score_seed, numbers.Integral) or est.score_seed < 0:
+            raise ValueError(
+                f"score_seed={est.score_seed!r}; expected a non-negative "
+                "integer (the same for every fit that should share scoring noise)."
+            )
+    Xt = first._to_tensor(first._validate_X(X, reset=False))
+    n = len(Xt)
+    chunk = first._score_batch_size(n)
+    S = first._n_importance()
+    out = np.empty((len(estimators), n), dtype=np.float64)
+    score_seed = int(first.score_seed)
+    device = first.device
+    for est in estimators:
+        est._set_training(False)
+    starts = list(range(0, n, chunk))
+    per_block = max(1, _SHARED_NOISE_ROWS // chunk)
+    with (
+        torch.no_grad(),
+        _forked_global_rng(device, _derive_seed(score_seed, "score")),
+    ):
+        for b0 in range(0, len(starts), per_block):
+            block = list(enumerate(starts))[b0 : b0 + per_block]
+            noises = [
+                first._crn_noise(start, len(Xt[start : start + chunk]), S)
+                for _, start in block
+            ]
+            for k, est in enumerate(estimators):
+                for (index, start), noise in zip(block, noises):
+                    _seed_global_rng(device, _derive_seed(score_seed, "score", index))
+                    xb = Xt[start : start + chunk]
+                    lp = est._log_prob_chunk(xb, start, noise)
+                    out[k, start : start + len(xb)] = lp.detach().double().cpu().numpy()
+    return out
 
 
 class VAEDensity(DensityNet):
@@ -545,9 +611,9 @@ class VAEDensity(DensityNet):
 
         Equals ``[est.score_samples(X) for est in estimators]`` exactly (same
         chunks, same noise, same operations), but draws the common random
-        numbers of each chunk once for all models instead of once per model
-        (most of the cost of scoring at small S; above S=256 the models
-        are scored one by one, which is faster there). Models whose
+        numbers once for all models instead of once per model: the noise of
+        a block of chunks is drawn, then every model scores that block's
+        chunks in turn (keeping its weights in cache). Models whose
         scoring noise differs (``score_seed``, ``n_importance_samples``,
         ``qmc``, ...) are scored one by one.
 
@@ -578,30 +644,9 @@ class VAEDensity(DensityNet):
             n_features = {est.n_features_in_ for est in estimators}
             shared = len(keys) == 1 and len(n_features) == 1
             shared = shared and next(iter(keys))[0] is VAEModule
-            # measured on 2 CPU cores (digits, K=10): sharing the noise wins
-            # at S=128 (2.7x), but at S=1000 a chunk holds 4 rows and
-            # switching models every chunk costs more than the noise (0.8x)
-            shared = shared and estimators[0]._n_importance() <= 256
         if not shared:
             return super().score_folds(estimators, X)
-        first, rest = estimators[0], estimators[1:]
-        S = first._n_importance()
-        rows = [None] * len(estimators)
-        parts = [[] for _ in rest]
-        for est in rest:
-            est._set_training(False)
-
-        def chunk_fn(x, start):
-            noise = first._crn_noise(start, len(x), S)
-            for k, est in enumerate(rest):
-                lp = est._log_prob_chunk(x, start, noise)
-                parts[k].append(lp.detach().double().cpu().numpy())
-            return first._log_prob_chunk(x, start, noise)
-
-        rows[0] = first._score_loop(X, chunk_fn)
-        for k, chunks in enumerate(parts, 1):
-            rows[k] = np.concatenate(chunks) if chunks else np.empty(0)
-        return np.vstack(rows)
+        return _score_folds_shared(estimators, X)
 
     def _elbo_chunk(self, x, start):
         return self._log_weights_chunk(x, start).mean(dim=1)
