@@ -8,8 +8,13 @@
    fold-batched training; IWAE scoring of all K models (loop vs
    ``score_folds``). Every variant runs in its own subprocess, so its peak
    RSS is its own (torch CPU tensors are invisible to tracemalloc).
-3. The arithmetic floor of the batched training: its matmul FLOPs at the
-   GFLOP/s this machine reaches on a ``bmm`` of the same shapes.
+3. The arithmetic floors: the matmul FLOPs of the batched training and of
+   the IWAE scoring, at the GFLOP/s this machine reaches on matrix products
+   of the same shapes.
+
+The VAE variants run ``--repeats`` times (3 by default), interleaved, and
+the median is reported with the range of the runs: a shared 2-core VM drifts
+by tens of percent over minutes.
 
 All ratios come from this one run.
 """
@@ -45,14 +50,32 @@ def _subprocess(variant, epochs, samples=1000):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def vae_rows(epochs, samples_grid):
-    results = {}
-    for variant in ("one_fold", "sequential", "joblib", "batched"):
-        results[variant] = _subprocess(variant, epochs)
-    for S in samples_grid:
-        for variant in ("score_loop", "score_folds"):
-            results[(variant, S)] = _subprocess(variant, epochs, S)
-    return results
+def _median_run(runs):
+    """The run of median time, with the spread of all runs' times."""
+    runs = sorted(runs, key=lambda r: r["seconds"])
+    mid = dict(runs[len(runs) // 2])
+    mid["spread"] = (runs[0]["seconds"], runs[-1]["seconds"])
+    mid["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
+    mid["workers_peak_rss_mib"] = max(r["workers_peak_rss_mib"] for r in runs)
+    return mid
+
+
+def vae_rows(epochs, samples_grid, repeats=1):
+    """Every variant ``repeats`` times, interleaved; the median of each.
+
+    A shared 2-core VM drifts by tens of percent over minutes; interleaving
+    the variants (round 1 of each, then round 2, ...) exposes them to the
+    same drift, and the median drops a disturbed round.
+    """
+    jobs = [(v, None) for v in ("one_fold", "sequential", "joblib", "batched")]
+    jobs += [(v, S) for S in samples_grid for v in ("score_loop", "score_folds")]
+    runs = {}
+    for _ in range(repeats):
+        for variant, S in jobs:
+            key = variant if S is None else (variant, S)
+            res = _subprocess(variant, epochs, S or 1000)
+            runs.setdefault(key, []).append(res)
+    return {key: _median_run(r) for key, r in runs.items()}
 
 
 def matmul_floor(epochs, n_threads=2, K=10, B=128):
@@ -83,7 +106,35 @@ def matmul_floor(epochs, n_threads=2, K=10, B=128):
     return flops_step * steps, seconds_step * steps
 
 
-def vae_table(r, epochs, samples_grid, floor):
+def scoring_floor(S, n_threads=2, K=10, rows=4096):
+    """Seconds the IWAE decoder matmuls of K models need at this machine's speed.
+
+    The decoder (latent 8 -> 128 -> 256 -> 64) runs on every row x sample
+    pair of every model; the encoder (once per row) is negligible.
+    """
+    import torch
+    from sklearn.datasets import load_digits
+
+    torch.set_num_threads(n_threads)
+    n = len(load_digits().data)
+    layers = [(8, 128), (128, 256), (256, 64)]
+    flops_row, seconds = 0.0, 0.0
+    for a, b in layers:
+        x, w, bias = torch.randn(rows, a), torch.randn(a, b), torch.randn(b)
+        out = torch.empty(rows, b)
+        for _ in range(5):
+            torch.addmm(bias, x, w, out=out)
+        reps = 50
+        start = time.perf_counter()
+        for _ in range(reps):
+            torch.addmm(bias, x, w, out=out)
+        seconds += (time.perf_counter() - start) / reps
+        flops_row += 2.0 * a * b
+    total_rows = K * n * S
+    return flops_row * total_rows, seconds * total_rows / rows
+
+
+def vae_table(r, epochs, samples_grid, floor, score_floors=None):
     seq = r["sequential"]["seconds"]
     job = r["joblib"]["seconds"]
     bat = r["batched"]["seconds"]
@@ -91,15 +142,18 @@ def vae_table(r, epochs, samples_grid, floor):
     lines = [
         f"VAE K=10 on digits, {epochs} epochs (Bernoulli MLP, default sizes)",
         "",
-        "| variant | time (s) | peak RSS (MiB) | vs sequential | vs batched |",
-        "|---|---:|---:|---:|---:|",
+        "| variant | time (s) | runs (s) | peak RSS (MiB) | vs sequential "
+        "| vs batched |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
 
     def row(name, res, extra=""):
         s = res["seconds"]
+        lo, hi = res.get("spread", (s, s))
         rss = max(res["peak_rss_mib"], res["workers_peak_rss_mib"])
         lines.append(
-            f"| {name} | {s:.2f} | {rss:.0f}{extra} | {seq / s:.2f}x | {s / bat:.2f}x |"
+            f"| {name} | {s:.2f} | {lo:.2f}–{hi:.2f} | {rss:.0f}{extra} "
+            f"| {seq / s:.2f}x | {s / bat:.2f}x |"
         )
 
     row("one fold's fit (1 thread)", one)
@@ -124,6 +178,13 @@ def vae_table(r, epochs, samples_grid, floor):
             f"{s / bat:.2f}x (target <= 2x at S=1000); loop / score_folds: "
             f"{r[('score_loop', S)]['seconds'] / s:.2f}x"
         )
+    for S, (flops_s, secs_s) in (score_floors or {}).items():
+        s = r[("score_folds", S)]["seconds"]
+        lines.append(
+            f"- matmul floor of IWAE S={S} for all K models: {flops_s / 1e9:.0f} "
+            f"GFLOP in {secs_s:.2f} s ({flops_s / secs_s / 1e9:.0f} GFLOP/s, 2 "
+            f"threads); score_folds {s:.2f} s = {s / secs_s:.1f}x the floor"
+        )
     lines.append(
         f"- matmul floor of the batched training: {flops / 1e9:.0f} GFLOP in "
         f"{floor_s:.2f} s at this machine's bmm speed ({flops / floor_s / 1e9:.0f} "
@@ -137,6 +198,13 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="5 epochs, S=128 only")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--skip-core", action="store_true")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="interleaved runs of each VAE variant, median reported "
+        "(default 3, or 1 with --quick)",
+    )
     args = parser.parse_args(argv)
     epochs = args.epochs or (5 if args.quick else 50)
     samples_grid = [128] if args.quick else [128, 1000]
@@ -148,8 +216,13 @@ def main(argv=None):
         print()
         print(_table(run_core(repeat=1 if args.quick else 3)))
     print()
-    results = vae_rows(epochs, samples_grid)
-    print(vae_table(results, epochs, samples_grid, matmul_floor(epochs)))
+    repeats = args.repeats or (1 if args.quick else 3)
+    results = vae_rows(epochs, samples_grid, repeats)
+    score_floors = {S: scoring_floor(S) for S in samples_grid}
+    print(f"VAE variants: median of {repeats} interleaved run(s)")
+    print(
+        vae_table(results, epochs, samples_grid, matmul_floor(epochs), score_floors)
+    )
 
 
 if __name__ == "__main__":

@@ -393,6 +393,32 @@ def test_scoring_noise_is_common_across_models(trained_vae):
     assert not np.array_equal(twin.score_samples(X), vae.score_samples(X))
 
 
+@pytest.mark.parametrize("likelihood", ["bernoulli", "logit_gaussian"])
+def test_scoring_workspace_gives_the_same_log_weights(likelihood, digits_small):
+    """Reused activation buffers change nothing, at any chunk size."""
+    from sklearn_mem.models._vae import _Workspace
+
+    X = digits_small if likelihood == "bernoulli" else np.round(digits_small * 16)
+    if likelihood == "bernoulli":
+        X = X / 16.0
+    vae = small_vae(likelihood=likelihood, hidden_dims=(16, 8)).fit(X)
+    module = vae.module_.eval()
+    x = torch.as_tensor(X[:6], dtype=torch.float32)
+    workspace = _Workspace()
+    with torch.no_grad():
+        # a large call grows the buffers, smaller ones reuse their heads
+        for rows, S in ((6, 40), (2, 7), (5, 40), (1, 1)):
+            eps, u = vae._crn_noise(0, rows, S)
+            plain = module.log_weights(x[:rows], eps, u)
+            reused = module.log_weights(x[:rows], eps, u, workspace=workspace)
+            torch.testing.assert_close(reused, plain, rtol=0, atol=0)
+    assert workspace._buffers  # the decoder did write into the buffers
+    # under autograd the workspace is ignored (activations are kept)
+    eps, u = vae._crn_noise(0, 3, 4)
+    log_w = module.log_weights(x[:3], eps, u, workspace=_Workspace())
+    assert log_w.requires_grad
+
+
 def test_qmc_lowers_scoring_noise_and_keeps_normal_draws(trained_vae):
     vae, X = trained_vae
     vae = pickle.loads(pickle.dumps(vae)).set_params(n_importance_samples=64)

@@ -1,5 +1,6 @@
 """Variational auto-encoder density estimator with an importance-weighted score."""
 
+import functools
 import math
 import numbers
 
@@ -40,6 +41,63 @@ def _check_input_shape(input_shape, architecture):
     if any(s < 1 for s in shape):
         raise ValueError(f"input_shape={input_shape!r} must be positive sizes.")
     return shape
+
+
+class _Workspace:
+    """Scratch tensors reused by every chunk of one scoring pass.
+
+    Scoring evaluates the decoder on ``rows x S`` points per chunk; fresh
+    activations of that size (megabytes) are, on CPU, mapped and faulted in
+    page by page by the allocator at every chunk, which cost more than the
+    matrix products themselves. The layers write into these buffers instead
+    (``torch.addmm(..., out=)`` and an in-place ReLU: the same kernels, so
+    the same numbers). A buffer grows to the largest chunk it has served.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+
+    def get(self, key, shape, like):
+        """A tensor of ``shape`` (dtype and device of ``like``) for ``key``."""
+        n = math.prod(shape)
+        buf = self._buffers.get(key)
+        if (
+            buf is None
+            or buf.numel() < n
+            or buf.dtype != like.dtype
+            or buf.device != like.device
+        ):
+            buf = torch.empty(n, dtype=like.dtype, device=like.device)
+            self._buffers[key] = buf
+        return buf[:n].view(shape)
+
+
+def _forward_reusing(module, h, workspace, name):
+    """``module(h)``, with a Sequential's linear layers writing into buffers.
+
+    Only without autograd (scoring) and for 2-D inputs; anything else, or a
+    layer other than ``nn.Linear``/``nn.ReLU``, runs as usual.
+    """
+    if workspace is None or torch.is_grad_enabled() or type(module) is not nn.Sequential:
+        return module(h)
+    layers = list(module)
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        if type(layer) is nn.Linear and h.dim() == 2:
+            out = workspace.get((name, i), (h.shape[0], layer.out_features), h)
+            if layer.bias is None:
+                torch.mm(h, layer.weight.t(), out=out)
+            else:
+                torch.addmm(layer.bias, h, layer.weight.t(), out=out)
+            h = out
+            if i + 1 < len(layers) and type(layers[i + 1]) is nn.ReLU:
+                h.relu_()
+                i += 1
+        else:
+            h = layer(h)
+        i += 1
+    return h
 
 
 def _mlp(sizes, final_activation=False):
@@ -228,7 +286,7 @@ class VAEModule(nn.Module):
         elbo = rec - kl
         return elbo if log_jac is None else elbo + log_jac
 
-    def log_weights(self, x, eps, u=None, dtype=torch.float64):
+    def log_weights(self, x, eps, u=None, dtype=torch.float64, workspace=None):
         """Importance log-weights ``log p(x, z_s) - log q(z_s | x)``.
 
         Parameters
@@ -240,6 +298,9 @@ class VAEModule(nn.Module):
             Uniform dequantisation noise (``logit_gaussian`` only).
         dtype : torch.dtype, default=torch.float64
             Precision of the sums over features.
+        workspace : _Workspace or None, default=None
+            Scratch buffers for the activations, reused across calls while
+            scoring without autograd (same numbers, no fresh allocations).
 
         Returns
         -------
@@ -248,8 +309,10 @@ class VAEModule(nn.Module):
         B, S, L = eps.shape
         if self.likelihood.needs_noise:
             value, log_jac = self.likelihood.transform(x[:, None, :], u, dtype=dtype)
-            mu, logvar = self.encode(value.reshape(B * S, -1))
-            mu, logvar = mu.reshape(B, S, L), logvar.reshape(B, S, L)
+            h = _forward_reusing(
+                self.encoder, value.reshape(B * S, -1), workspace, "encoder"
+            )
+            mu, logvar = h[:, :L].reshape(B, S, L), h[:, L:].reshape(B, S, L)
         else:
             value, log_jac = x[:, None, :], None
             mu, logvar = self.encode(x)
@@ -257,7 +320,8 @@ class VAEModule(nn.Module):
         z = mu + torch.exp(0.5 * logvar) * eps
         log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * _LOG_2PI).sum(-1, dtype=dtype)
         log_pz = (-0.5 * z.pow(2) - 0.5 * _LOG_2PI).sum(-1, dtype=dtype)
-        out = self.decode(z.reshape(B * S, L)).reshape(B, S, -1)
+        out = _forward_reusing(self.decoder, z.reshape(B * S, L), workspace, "decoder")
+        out = out.reshape(B, S, -1)
         log_px = self.likelihood.log_prob(value, out, dtype=dtype)
         log_w = log_px + log_pz - log_q
         return log_w if log_jac is None else log_w + log_jac
@@ -301,6 +365,7 @@ def _score_folds_shared(estimators, X):
     device = first.device
     for est in estimators:
         est._set_training(False)
+    workspace = _Workspace()  # the models share shapes, hence buffers
     starts = list(range(0, n, chunk))
     per_block = max(1, _SHARED_NOISE_ROWS // chunk)
     with (
@@ -317,7 +382,7 @@ def _score_folds_shared(estimators, X):
                 for (index, start), noise in zip(block, noises):
                     _seed_global_rng(device, _derive_seed(score_seed, "score", index))
                     xb = Xt[start : start + chunk]
-                    lp = est._log_prob_chunk(xb, start, noise)
+                    lp = est._log_prob_chunk(xb, start, noise, workspace)
                     out[k, start : start + len(xb)] = lp.detach().double().cpu().numpy()
     return out
 
@@ -572,7 +637,7 @@ class VAEDensity(DensityNet):
         device = self.device
         return eps.to(device), (None if u is None else u.to(device))
 
-    def _log_weights_chunk(self, x, start, noise=None):
+    def _log_weights_chunk(self, x, start, noise=None, workspace=None):
         S = self._n_importance()
         eps, u = self._crn_noise(start, len(x), S) if noise is None else noise
         step = max(1, int(self.score_batch_size) // max(1, len(x)))
@@ -583,12 +648,13 @@ class VAEDensity(DensityNet):
                     x,
                     eps[:, s0 : s0 + step],
                     None if u is None else u[:, s0 : s0 + step],
+                    workspace=workspace,
                 )
             )
         return torch.cat(parts, dim=1)
 
-    def _log_prob_chunk(self, x, start, noise=None):
-        log_w = self._log_weights_chunk(x, start, noise)
+    def _log_prob_chunk(self, x, start, noise=None, workspace=None):
+        log_w = self._log_weights_chunk(x, start, noise, workspace)
         return torch.logsumexp(log_w, dim=1) - math.log(log_w.shape[1])
 
     def _scoring_key(self):
@@ -648,8 +714,29 @@ class VAEDensity(DensityNet):
             return super().score_folds(estimators, X)
         return _score_folds_shared(estimators, X)
 
-    def _elbo_chunk(self, x, start):
-        return self._log_weights_chunk(x, start).mean(dim=1)
+    def _elbo_chunk(self, x, start, workspace=None):
+        return self._log_weights_chunk(x, start, workspace=workspace).mean(dim=1)
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample under the fitted model, in nats.
+
+        The importance-weighted estimate with ``n_importance_samples``
+        common random numbers per row (see the class description).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,), dtype float64
+            ``log p(x_i)`` for each row. Deterministic for a given
+            ``score_seed``.
+        """
+        return self._score_loop(
+            X, functools.partial(self._log_prob_chunk, workspace=_Workspace())
+        )
 
     def elbo(self, X):
         """Monte-Carlo ELBO per sample, with the same noise as the score.
@@ -667,4 +754,6 @@ class VAEDensity(DensityNet):
         elbo : ndarray of shape (n_samples,), dtype float64
             Evidence lower bound on ``log p(x_i)``, in nats.
         """
-        return self._score_loop(X, self._elbo_chunk)
+        return self._score_loop(
+            X, functools.partial(self._elbo_chunk, workspace=_Workspace())
+        )
