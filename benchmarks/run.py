@@ -220,9 +220,7 @@ def main(argv=None):
     results = vae_rows(epochs, samples_grid, repeats)
     score_floors = {S: scoring_floor(S) for S in samples_grid}
     print(f"VAE variants: median of {repeats} interleaved run(s)")
-    print(
-        vae_table(results, epochs, samples_grid, matmul_floor(epochs), score_floors)
-    )
+    print(vae_table(results, epochs, samples_grid, matmul_floor(epochs), score_floors))
 
 
 if __name__ == "__main__":

@@ -78,7 +78,11 @@ def _forward_reusing(module, h, workspace, name):
     Only without autograd (scoring) and for 2-D inputs; anything else, or a
     layer other than ``nn.Linear``/``nn.ReLU``, runs as usual.
     """
-    if workspace is None or torch.is_grad_enabled() or type(module) is not nn.Sequential:
+    if (
+        workspace is None
+        or torch.is_grad_enabled()
+        or type(module) is not nn.Sequential
+    ):
         return module(h)
     layers = list(module)
     i = 0
