@@ -49,8 +49,20 @@ def digits():
     return load_digits().data / 16.0
 
 
+# "cuda" on a GPU machine (``--device cuda``); every variant then trains
+# and scores there, and peak GPU memory is reported beside the peak RSS
+DEVICE = os.environ.get("SKLEARN_MEM_BENCH_DEVICE", "cpu")
+
+
 def vae(epochs=EPOCHS, n_importance_samples=1000):
-    return VAEDensity(max_epochs=epochs, n_importance_samples=n_importance_samples)
+    return VAEDensity(
+        max_epochs=epochs, n_importance_samples=n_importance_samples, device=DEVICE
+    )
+
+
+def _sync():
+    if DEVICE != "cpu":
+        torch.cuda.synchronize()
 
 
 def folds(X):
@@ -173,6 +185,9 @@ def run_variant(name, epochs=EPOCHS, samples=1000, profile=None):
     # warm up (first-call costs, joblib's worker pool) on a small version
     warm = argparse.Namespace(epochs=1, nets=args.nets)
     func(X[:200] if args.nets else X, trains, warm)
+    _sync()
+    if DEVICE != "cpu":
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     if profile:
         import cProfile
@@ -180,27 +195,34 @@ def run_variant(name, epochs=EPOCHS, samples=1000, profile=None):
         cProfile.runctx("func(X, trains, args)", globals(), locals(), profile)
     else:
         func(X, trains, args)
+    _sync()
     seconds = time.perf_counter() - start
     if name == "joblib":
         from joblib.externals.loky import get_reusable_executor
 
         get_reusable_executor().shutdown(wait=True)  # reap the workers
     own, workers = _peak_rss_mib()
-    return {
+    result = {
         "variant": name,
         "seconds": seconds,
         "peak_rss_mib": own,
         "workers_peak_rss_mib": workers,
     }
+    if DEVICE != "cpu":
+        result["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=sorted(VARIANTS), required=True)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--device", default=None, help="cpu (default) or cuda")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--profile", default=None, help="write a cProfile file")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = args.device or DEVICE
     torch.set_num_threads(1)
     print(
         json.dumps(run_variant(args.variant, args.epochs, args.samples, args.profile))

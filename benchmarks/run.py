@@ -34,8 +34,9 @@ from benchmarks.bench_core import _table  # noqa: E402
 from benchmarks.bench_core import run as run_core  # noqa: E402
 
 
-def _subprocess(variant, epochs, samples=1000):
+def _subprocess(variant, epochs, samples=1000, device="cpu"):
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    env["SKLEARN_MEM_BENCH_DEVICE"] = device
     cmd = [
         sys.executable,
         os.path.join(HERE, "bench_speed.py"),
@@ -60,7 +61,7 @@ def _median_run(runs):
     return mid
 
 
-def vae_rows(epochs, samples_grid, repeats=1):
+def vae_rows(epochs, samples_grid, repeats=1, device="cpu"):
     """Every variant ``repeats`` times, interleaved; the median of each.
 
     A shared 2-core VM drifts by tens of percent over minutes; interleaving
@@ -73,23 +74,37 @@ def vae_rows(epochs, samples_grid, repeats=1):
     for _ in range(repeats):
         for variant, S in jobs:
             key = variant if S is None else (variant, S)
-            res = _subprocess(variant, epochs, S or 1000)
+            res = _subprocess(variant, epochs, S or 1000, device)
             runs.setdefault(key, []).append(res)
     return {key: _median_run(r) for key, r in runs.items()}
 
 
-def matmul_floor(epochs, n_threads=2, K=10, B=128):
+def _timer(device):
+    """perf_counter that waits for the device's queued work first."""
+    import torch
+
+    def now():
+        if device != "cpu":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    return now
+
+
+def matmul_floor(epochs, n_threads=2, K=10, B=128, device="cpu"):
     """Seconds the batched training's matmuls need at this machine's bmm speed."""
     import torch
     from sklearn.datasets import load_digits
 
     torch.set_num_threads(n_threads)
+    now = _timer(device)
     n = len(load_digits().data)
     layers = [(64, 256), (256, 128), (128, 16), (8, 128), (128, 256), (256, 64)]
     flops_step, seconds_step = 0.0, 0.0
     for i, (a, b) in enumerate(layers):
-        x, w = torch.randn(K, B, a), torch.randn(K, a, b)
-        g = torch.randn(K, B, b)
+        x = torch.randn(K, B, a, device=device)
+        w = torch.randn(K, a, b, device=device)
+        g = torch.randn(K, B, b, device=device)
         calls = [(x, w), (x.transpose(1, 2), g)]  # forward, weight gradient
         if i:  # input gradient, except for the first layer
             calls.append((g, w.transpose(1, 2)))
@@ -97,16 +112,16 @@ def matmul_floor(epochs, n_threads=2, K=10, B=128):
             for _ in range(5):
                 torch.bmm(left, right)
             reps = 50
-            start = time.perf_counter()
+            start = now()
             for _ in range(reps):
                 torch.bmm(left, right)
-            seconds_step += (time.perf_counter() - start) / reps
+            seconds_step += (now() - start) / reps
             flops_step += 2.0 * K * B * a * b
     steps = epochs * -(-int(n * 0.9) // B)
     return flops_step * steps, seconds_step * steps
 
 
-def scoring_floor(S, n_threads=2, K=10, rows=4096):
+def scoring_floor(S, n_threads=2, K=10, rows=4096, device="cpu"):
     """Seconds the IWAE decoder matmuls of K models need at this machine's speed.
 
     The decoder (latent 8 -> 128 -> 256 -> 64) runs on every row x sample
@@ -116,25 +131,27 @@ def scoring_floor(S, n_threads=2, K=10, rows=4096):
     from sklearn.datasets import load_digits
 
     torch.set_num_threads(n_threads)
+    now = _timer(device)
     n = len(load_digits().data)
     layers = [(8, 128), (128, 256), (256, 64)]
     flops_row, seconds = 0.0, 0.0
     for a, b in layers:
-        x, w, bias = torch.randn(rows, a), torch.randn(a, b), torch.randn(b)
-        out = torch.empty(rows, b)
+        x, w = torch.randn(rows, a, device=device), torch.randn(a, b, device=device)
+        bias, out = torch.randn(b, device=device), torch.empty(rows, b, device=device)
         for _ in range(5):
             torch.addmm(bias, x, w, out=out)
         reps = 50
-        start = time.perf_counter()
+        start = now()
         for _ in range(reps):
             torch.addmm(bias, x, w, out=out)
-        seconds += (time.perf_counter() - start) / reps
+        seconds += (now() - start) / reps
         flops_row += 2.0 * a * b
     total_rows = K * n * S
     return flops_row * total_rows, seconds * total_rows / rows
 
 
-def vae_table(r, epochs, samples_grid, floor, score_floors=None):
+def vae_table(r, epochs, samples_grid, floor, score_floors=None, device="cpu"):
+    where = "2 threads" if device == "cpu" else device
     seq = r["sequential"]["seconds"]
     job = r["joblib"]["seconds"]
     bat = r["batched"]["seconds"]
@@ -151,6 +168,8 @@ def vae_table(r, epochs, samples_grid, floor, score_floors=None):
         s = res["seconds"]
         lo, hi = res.get("spread", (s, s))
         rss = max(res["peak_rss_mib"], res["workers_peak_rss_mib"])
+        if "gpu_peak_mib" in res:
+            extra += f" (GPU {res['gpu_peak_mib']:.0f})"
         lines.append(
             f"| {name} | {s:.2f} | {lo:.2f}–{hi:.2f} | {rss:.0f}{extra} "
             f"| {seq / s:.2f}x | {s / bat:.2f}x |"
@@ -182,13 +201,13 @@ def vae_table(r, epochs, samples_grid, floor, score_floors=None):
         s = r[("score_folds", S)]["seconds"]
         lines.append(
             f"- matmul floor of IWAE S={S} for all K models: {flops_s / 1e9:.0f} "
-            f"GFLOP in {secs_s:.2f} s ({flops_s / secs_s / 1e9:.0f} GFLOP/s, 2 "
-            f"threads); score_folds {s:.2f} s = {s / secs_s:.1f}x the floor"
+            f"GFLOP in {secs_s:.2f} s ({flops_s / secs_s / 1e9:.0f} GFLOP/s, "
+            f"{where}); score_folds {s:.2f} s = {s / secs_s:.1f}x the floor"
         )
     lines.append(
         f"- matmul floor of the batched training: {flops / 1e9:.0f} GFLOP in "
         f"{floor_s:.2f} s at this machine's bmm speed ({flops / floor_s / 1e9:.0f} "
-        f"GFLOP/s, 2 threads); measured {bat:.2f} s = {bat / floor_s:.1f}x the floor"
+        f"GFLOP/s, {where}); measured {bat:.2f} s = {bat / floor_s:.1f}x the floor"
     )
     return "\n".join(lines)
 
@@ -198,6 +217,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="5 epochs, S=128 only")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--skip-core", action="store_true")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where the VAE variants train and score: cpu (default) or cuda",
+    )
     parser.add_argument(
         "--repeats",
         type=int,
@@ -217,10 +241,12 @@ def main(argv=None):
         print(_table(run_core(repeat=1 if args.quick else 3)))
     print()
     repeats = args.repeats or (1 if args.quick else 3)
-    results = vae_rows(epochs, samples_grid, repeats)
-    score_floors = {S: scoring_floor(S) for S in samples_grid}
-    print(f"VAE variants: median of {repeats} interleaved run(s)")
-    print(vae_table(results, epochs, samples_grid, matmul_floor(epochs), score_floors))
+    dev = args.device
+    results = vae_rows(epochs, samples_grid, repeats, dev)
+    score_floors = {S: scoring_floor(S, device=dev) for S in samples_grid}
+    floor = matmul_floor(epochs, device=dev)
+    print(f"VAE variants on {dev}: median of {repeats} interleaved run(s)")
+    print(vae_table(results, epochs, samples_grid, floor, score_floors, dev))
 
 
 if __name__ == "__main__":

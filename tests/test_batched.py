@@ -288,6 +288,25 @@ def test_batched_on_cuda(binary):
         )
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_memorization_scorer_on_cuda(binary):
+    """The whole run on the GPU: batched and per-fold fits agree."""
+    est = small_vae(device="cuda", n_importance_samples=64)
+    runs = {}
+    for batching in (True, False):
+        mem = MemorizationScorer(est, cv=3, fold_batching=batching, random_state=0).fit(
+            binary
+        )
+        runs[batching] = mem
+    assert runs[True].method_ == "batched"
+    assert runs[False].method_ == "refit"
+    for mem in runs.values():
+        assert np.isfinite(mem.memorization_scores_).all()
+    np.testing.assert_allclose(
+        runs[True].loglik_, runs[False].loglik_, rtol=1e-4, atol=1e-4
+    )
+
+
 def test_score_folds_identical_across_noise_blocks(binary, monkeypatch):
     """Noise shared over several blocks of chunks (as at S=1000) is exact."""
     from sklearn_mem.models import _vae
