@@ -21,6 +21,7 @@ the table. One variant by hand::
 """
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -108,6 +109,68 @@ def score_folds(nets, X, n_threads=2):
         return nets[0].score_folds(nets, X)
 
 
+class _LogWeights(torch.nn.Module):
+    """``module.log_weights`` as a forward, for ``torch.func.functional_call``."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x, eps, u):
+        return self.module.log_weights(x, eps, u)
+
+
+def _chunk(nets, X):
+    """The rows and noise of the first scoring chunk, as ``score_folds`` has them."""
+    net = nets[0]
+    S = net._n_importance()
+    rows = net._score_batch_size(len(X))
+    x = net._to_tensor(net._validate_X(X[:rows], reset=False))
+    return x, net._crn_noise(0, len(x), S)
+
+
+CHUNK_REPS = 20
+
+
+def score_chunk_loop(nets, X, reps=CHUNK_REPS, n_threads=2):
+    """One chunk's importance log-weights under every model: a loop over them.
+
+    What ``score_folds`` does per chunk (with its reused activation buffers).
+    """
+    from sklearn_mem.models._vae import _Workspace
+
+    x, (eps, u) = _chunk(nets, X)
+    modules = [net.module_.eval() for net in nets]
+    workspace = _Workspace()
+    with limit_threads(n_threads), torch.no_grad():
+        for _ in range(reps):
+            out = torch.stack(
+                [m.log_weights(x, eps, u, workspace=workspace) for m in modules]
+            )
+    return out
+
+
+def score_chunk_vmap(nets, X, reps=CHUNK_REPS, n_threads=2):
+    """The same log-weights with ``torch.func.vmap`` over the stacked models."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    x, (eps, u) = _chunk(nets, X)
+    modules = [net.module_.eval() for net in nets]
+    params, buffers = stack_module_state(modules)
+    params = {f"module.{k}": v for k, v in params.items()}
+    buffers = {f"module.{k}": v for k, v in buffers.items()}
+    base = _LogWeights(copy.deepcopy(modules[0])).to("meta")
+
+    def log_weights(p, b):
+        return functional_call(base, (p, b), (x, eps, u))
+
+    batched = vmap(log_weights)
+    with limit_threads(n_threads), torch.no_grad():
+        for _ in range(reps):
+            out = batched(params, buffers)
+    return out
+
+
 def trained(X, trains, S, epochs=2):
     nets = train_batched(X, trains, epochs=epochs)
     for net in nets:
@@ -157,6 +220,12 @@ class IWAEScoringSuite:
     def time_score_folds(self, S):
         score_folds(self.nets, self.X)
 
+    def time_chunk_loop(self, S):
+        score_chunk_loop(self.nets, self.X)
+
+    def time_chunk_vmap(self, S):
+        score_chunk_vmap(self.nets, self.X)
+
 
 VARIANTS = {
     "sequential": lambda X, tr, a: train_sequential(X, tr, a.epochs),
@@ -165,6 +234,8 @@ VARIANTS = {
     "one_fold": lambda X, tr, a: train_one_fold(X, tr, a.epochs),
     "score_loop": lambda X, tr, a: score_loop(a.nets, X),
     "score_folds": lambda X, tr, a: score_folds(a.nets, X),
+    "score_chunk_loop": lambda X, tr, a: score_chunk_loop(a.nets, X),
+    "score_chunk_vmap": lambda X, tr, a: score_chunk_vmap(a.nets, X),
 }
 
 

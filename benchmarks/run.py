@@ -70,6 +70,8 @@ def vae_rows(epochs, samples_grid, repeats=1, device="cpu"):
     """
     jobs = [(v, None) for v in ("one_fold", "sequential", "joblib", "batched")]
     jobs += [(v, S) for S in samples_grid for v in ("score_loop", "score_folds")]
+    # one scoring chunk of every model: a loop (score_folds) vs torch.func.vmap
+    jobs += [(v, samples_grid[-1]) for v in ("score_chunk_loop", "score_chunk_vmap")]
     runs = {}
     for _ in range(repeats):
         for variant, S in jobs:
@@ -203,6 +205,17 @@ def vae_table(r, epochs, samples_grid, floor, score_floors=None, device="cpu"):
             f"- matmul floor of IWAE S={S} for all K models: {flops_s / 1e9:.0f} "
             f"GFLOP in {secs_s:.2f} s ({flops_s / secs_s / 1e9:.0f} GFLOP/s, "
             f"{where}); score_folds {s:.2f} s = {s / secs_s:.1f}x the floor"
+        )
+    S = samples_grid[-1]
+    if ("score_chunk_vmap", S) in r:
+        from benchmarks.bench_speed import CHUNK_REPS
+
+        loop = r[("score_chunk_loop", S)]["seconds"] / CHUNK_REPS * 1e3
+        vm = r[("score_chunk_vmap", S)]["seconds"] / CHUNK_REPS * 1e3
+        lines.append(
+            f"- one IWAE chunk (S={S}) under all K models: loop over the models "
+            f"{loop:.1f} ms, torch.func.vmap over their stacked parameters "
+            f"{vm:.1f} ms ({vm / loop:.2f}x the loop; score_folds loops)"
         )
     lines.append(
         f"- matmul floor of the batched training: {flops / 1e9:.0f} GFLOP in "

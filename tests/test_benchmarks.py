@@ -1,0 +1,62 @@
+"""The performance suite's helpers: tiny runs, exact comparisons."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("skorch")
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import bench_speed, run  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    X = bench_speed.digits()[:120]
+    trains = [np.arange(0, 80), np.arange(40, 120), np.arange(20, 100)]
+    est = bench_speed.vae(epochs=1)
+    nets = est.fit_folds(bench_speed.clones(est, n=len(trains)), X, trains)
+    for net in nets:
+        net.set_params(n_importance_samples=16)
+    return X, trains, nets
+
+
+def test_chunk_loop_and_vmap_agree(small_run):
+    """The two ways of scoring a chunk that the suite times give one result."""
+    X, _, nets = small_run
+    loop = bench_speed.score_chunk_loop(nets, X, reps=1, n_threads=1)
+    vmapped = bench_speed.score_chunk_vmap(nets, X, reps=1, n_threads=1)
+    S = nets[0].n_importance_samples
+    rows = min(len(X), nets[0]._score_batch_size(len(X)))
+    assert loop.shape == (len(nets), rows, S)
+    torch.testing.assert_close(vmapped, loop, rtol=1e-6, atol=1e-5)
+
+
+def test_score_variants_match_score_samples(small_run):
+    X, _, nets = small_run
+    expected = np.vstack([net.score_samples(X) for net in nets])
+    np.testing.assert_array_equal(bench_speed.score_folds(nets, X, 1), expected)
+    np.testing.assert_array_equal(bench_speed.score_loop(nets, X, 1), expected)
+
+
+def test_median_run_and_table():
+    runs = [
+        {"seconds": s, "peak_rss_mib": m, "workers_peak_rss_mib": 0.0}
+        for s, m in ((3.0, 10.0), (1.0, 30.0), (2.0, 20.0))
+    ]
+    mid = run._median_run(runs)
+    assert mid["seconds"] == 2.0 and mid["spread"] == (1.0, 3.0)
+    assert mid["peak_rss_mib"] == 30.0  # the largest of the runs
+    names = ["one_fold", "sequential", "joblib", "batched"]
+    r = {name: dict(mid, seconds=t) for name, t in zip(names, (1.0, 8.0, 4.0, 2.0))}
+    r[("score_loop", 16)] = dict(mid, seconds=3.0)
+    r[("score_folds", 16)] = dict(mid, seconds=2.5)
+    table = run.vae_table(r, 1, [16], (1e9, 0.5), {16: (2e9, 1.0)})
+    assert "| sequential skorch fits (1 thread) | 8.00 |" in table
+    assert "batched vs sequential: 4.00x" in table
+    assert "vs joblib n_jobs=2: 2.00x" in table
+    assert "score_folds 2.50 s = 2.5x the floor" in table
