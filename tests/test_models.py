@@ -419,6 +419,24 @@ def test_scoring_workspace_gives_the_same_log_weights(likelihood, digits_small):
     assert log_w.requires_grad
 
 
+def test_scoring_workspace_keeps_a_subclass_decode():
+    from sklearn_mem.models._vae import _Workspace
+
+    class Doubled(VAEModule):
+        def decode(self, z):
+            return 2 * self.decoder(z)
+
+    torch.manual_seed(0)
+    module = Doubled(n_features=6, latent_dim=2, hidden_dims=(5,))
+    plain = VAEModule(n_features=6, latent_dim=2, hidden_dims=(5,))
+    plain.load_state_dict(module.state_dict())
+    x, eps = torch.rand(3, 6), torch.randn(3, 4, 2)
+    with torch.no_grad():
+        own = module.log_weights(x, eps, workspace=_Workspace())
+        torch.testing.assert_close(own, module.log_weights(x, eps), rtol=0, atol=0)
+        assert not torch.equal(own, plain.log_weights(x, eps, workspace=_Workspace()))
+
+
 def test_qmc_lowers_scoring_noise_and_keeps_normal_draws(trained_vae):
     vae, X = trained_vae
     vae = pickle.loads(pickle.dumps(vae)).set_params(n_importance_samples=64)

@@ -313,10 +313,13 @@ class VAEModule(nn.Module):
         B, S, L = eps.shape
         if self.likelihood.needs_noise:
             value, log_jac = self.likelihood.transform(x[:, None, :], u, dtype=dtype)
-            h = _forward_reusing(
-                self.encoder, value.reshape(B * S, -1), workspace, "encoder"
-            )
-            mu, logvar = h[:, :L].reshape(B, S, L), h[:, L:].reshape(B, S, L)
+            flat = value.reshape(B * S, -1)
+            if type(self).encode is VAEModule.encode:
+                h = _forward_reusing(self.encoder, flat, workspace, "encoder")
+                mu, logvar = h[:, :L], h[:, L:]
+            else:  # a subclass's own encode
+                mu, logvar = self.encode(flat)
+            mu, logvar = mu.reshape(B, S, L), logvar.reshape(B, S, L)
         else:
             value, log_jac = x[:, None, :], None
             mu, logvar = self.encode(x)
@@ -324,7 +327,12 @@ class VAEModule(nn.Module):
         z = mu + torch.exp(0.5 * logvar) * eps
         log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * _LOG_2PI).sum(-1, dtype=dtype)
         log_pz = (-0.5 * z.pow(2) - 0.5 * _LOG_2PI).sum(-1, dtype=dtype)
-        out = _forward_reusing(self.decoder, z.reshape(B * S, L), workspace, "decoder")
+        if type(self).decode is VAEModule.decode:
+            out = _forward_reusing(
+                self.decoder, z.reshape(B * S, L), workspace, "decoder"
+            )
+        else:  # a subclass's own decode
+            out = self.decode(z.reshape(B * S, L))
         out = out.reshape(B, S, -1)
         log_px = self.likelihood.log_prob(value, out, dtype=dtype)
         log_w = log_px + log_pz - log_q
