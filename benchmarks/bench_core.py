@@ -96,23 +96,23 @@ class GMMSuite:
         )
 
 
-def _measure(func, repeat):
-    """Best wall time of ``repeat`` runs and the peak traced memory of one."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
+def _peak_mib(func):
+    """Peak traced memory of one run of ``func``."""
     tracemalloc.start()
     func()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return min(times), peak / 2**20
+    return peak / 2**20
 
 
 def run(repeat=3):
-    """Run every benchmark once more and return rows of the result table."""
-    rows = []
+    """Time every benchmark and return rows of the result table.
+
+    The benchmarks run ``repeat`` rounds, interleaved (round 1 of every
+    row, then round 2, ...), so that the drift of a shared machine touches
+    every row alike; each row reports its median round. The fast
+    closed-form rows take the best of ``repeat`` runs within each round.
+    """
     kde, gmm = KDESuite(), GMMSuite()
     kde.setup()
     gmm.setup()
@@ -131,9 +131,18 @@ def run(repeat=3):
         ("GMM K=10", "scorer n_jobs=1", gmm.time_scorer_n_jobs_1, 1),
         ("GMM K=10", "scorer n_jobs=2", gmm.time_scorer_n_jobs_2, 1),
     ]
-    for task, variant, func, rep in plan:
-        seconds, peak = _measure(func, rep)
-        rows.append((task, variant, seconds, peak))
+    times = [[] for _ in plan]
+    for _ in range(repeat):
+        for i, (_, _, func, inner) in enumerate(plan):
+            best = float("inf")
+            for _ in range(inner):
+                start = time.perf_counter()
+                func()
+                best = min(best, time.perf_counter() - start)
+            times[i].append(best)
+    rows = []
+    for (task, variant, func, _), ts in zip(plan, times):
+        rows.append((task, variant, float(np.median(ts)), _peak_mib(func)))
     return rows
 
 
