@@ -8,7 +8,7 @@ and returns the clone's log-likelihood of every row (not the model).
 
 import logging
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 
 import numpy as np
@@ -19,6 +19,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params
 from threadpoolctl import ThreadpoolController
+
+from ._progress import StageBars, reporting
 
 MAX_SEED = np.iinfo(np.int32).max
 
@@ -236,7 +238,7 @@ def _cached_fit_and_score(
     return fit_and_score(estimator, X, train, fit_params, seed, n_threads, index)
 
 
-def fit_batched_and_score(estimator, X, trains, seeds, n_threads):
+def fit_batched_and_score(estimator, X, trains, seeds, n_threads, verbose=0):
     """Fit all folds at once with ``estimator.fit_folds`` and score them.
 
     ``fit_folds(estimators, X, trains)`` trains one clone per training part
@@ -245,7 +247,8 @@ def fit_batched_and_score(estimator, X, trains, seeds, n_threads):
     estimator has it, scores them all at once.
     """
     clones = [set_random_states(clone(estimator), int(seed)) for seed in seeds]
-    with limit_threads(n_threads):
+    bars = StageBars() if verbose > 0 else nullcontext()
+    with bars, reporting(bars if verbose > 0 else None), limit_threads(n_threads):
         fitted = estimator.fit_folds(clones, X, trains)
         if len(fitted) != len(trains):
             raise ValueError(
@@ -265,8 +268,10 @@ def fit_batched_and_score(estimator, X, trains, seeds, n_threads):
         ]
 
 
-def _cached_fit_batched_and_score(estimator, X, trains, seeds, n_threads, versions):
-    return fit_batched_and_score(estimator, X, trains, seeds, n_threads)
+def _cached_fit_batched_and_score(
+    estimator, X, trains, seeds, n_threads, versions, verbose=0
+):
+    return fit_batched_and_score(estimator, X, trains, seeds, n_threads, verbose)
 
 
 def _code_versions(estimator):
@@ -322,15 +327,17 @@ def run_fits(
         n_threads = max(1, effective_n_jobs(n_jobs))
         trains = [train for train, _ in splits]
         if memory is None:
-            results = fit_batched_and_score(estimator, X, trains, seeds, n_threads)
+            results = fit_batched_and_score(
+                estimator, X, trains, seeds, n_threads, verbose
+            )
         else:
             cached = check_memory(memory).cache(
-                _cached_fit_batched_and_score, ignore=["n_threads"]
+                _cached_fit_batched_and_score, ignore=["n_threads", "verbose"]
             )
             args = (estimator, X, trains, seeds, n_threads, _code_versions(estimator))
-            if cached.check_call_in_cache(*args):
+            if cached.check_call_in_cache(*args, verbose=verbose):
                 n_from_cache = len(splits)
-            results = cached(*args)
+            results = cached(*args, verbose=verbose)
     else:
         n_threads = inner_thread_limit()
         worker, extra = fit_and_score, ()

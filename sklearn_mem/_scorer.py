@@ -164,8 +164,10 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
     verbose : int, default=0
         ``1`` shows a progress bar over the fits (tqdm, or log lines on the
-        ``sklearn_mem`` logger when tqdm is not installed); above ``1``
-        joblib's own messages are printed too.
+        ``sklearn_mem`` logger when tqdm is not installed); a fold-batched
+        run (``method_ == "batched"``) shows one over its training epochs
+        and one over the rows it scores instead. Above ``1`` joblib's own
+        messages are printed too.
 
     Attributes
     ----------

@@ -319,3 +319,45 @@ def test_score_folds_identical_across_noise_blocks(binary, monkeypatch):
     np.testing.assert_array_equal(
         est.score_folds(nets, binary), [net.score_samples(binary) for net in nets]
     )
+
+
+def test_verbose_shows_epochs_and_scoring_of_a_batched_run(binary, capsys):
+    est = small_vae(n_importance_samples=8)
+    mem = MemorizationScorer(est, cv=3, verbose=1, random_state=0).fit(binary)
+    assert mem.method_ == "batched"
+    err = capsys.readouterr().err
+    assert "training epochs (all folds)" in err
+    assert f"{est.max_epochs}/{est.max_epochs}" in err
+    assert "scoring rows (all models)" in err
+    MemorizationScorer(est, cv=3, verbose=0, random_state=0).fit(binary)
+    assert capsys.readouterr().err == ""
+
+
+def test_batched_progress_without_tqdm_logs(binary, caplog, monkeypatch):
+    import logging
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails
+    est = small_vae(n_importance_samples=8)
+    with caplog.at_level(logging.INFO, logger="sklearn_mem"):
+        MemorizationScorer(est, cv=3, verbose=1, random_state=0).fit(binary)
+    messages = [r.getMessage() for r in caplog.records]
+    last = f"training epochs (all folds): {est.max_epochs}/{est.max_epochs} done"
+    assert last in messages
+    assert any(m.startswith("scoring rows (all models):") for m in messages)
+
+
+def test_progress_reports_reach_only_the_active_reporter():
+    from sklearn_mem._progress import report, reporting
+
+    seen = []
+    report("stage", 1, 2)  # no reporter: nothing happens
+    with reporting(lambda *a: seen.append(("outer",) + a)):
+        report("a", 1, 2)
+        with reporting(None):
+            report("b", 1, 2)
+        with reporting(lambda *a: seen.append(("inner",) + a)):
+            report("c", 2, 2)
+        report("d", 2, 2)
+    report("e", 1, 1)
+    assert seen == [("outer", "a", 1, 2), ("inner", "c", 2, 2), ("outer", "d", 2, 2)]

@@ -36,6 +36,8 @@ from skorch.dataset import unpack_data
 from skorch.utils import is_dataset
 from torch.utils.data import DataLoader
 
+from .._progress import report
+
 __all__ = ["DensityNet", "DensityLoss"]
 
 _STREAMS = {"init": 1, "train": 2, "sample": 3, "score": 4}
@@ -809,7 +811,11 @@ class DensityNet(DensityMixin, NeuralNet):
         -------
         log_likelihood : ndarray of shape (n_estimators, n_samples)
         """
-        return np.vstack([est.score_samples(X) for est in estimators])
+        rows = []
+        for est in estimators:
+            rows.append(est.score_samples(X))
+            report("scoring models", len(rows), len(estimators))
+        return np.vstack(rows)
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` (nats per sample).

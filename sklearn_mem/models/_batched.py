@@ -48,6 +48,7 @@ from torch import nn
 from torch.optim.adam import adam as _adam
 from torch.utils.data import DataLoader
 
+from .._progress import report
 from ._base import _FAST_ITERATOR_KWARGS, DensityLoss, DensityNet
 from ._flow import RealNVP, _AffineCoupling
 from ._likelihoods import (
@@ -441,7 +442,11 @@ def batching_unavailable_reason(estimators):
 # The batched fit
 # ----------------------------------------------------------------------
 def _fit_sequential(estimators, X, trains):
-    return [est.fit(_safe_indexing(X, train)) for est, train in zip(estimators, trains)]
+    fitted = []
+    for est, train in zip(estimators, trains):
+        fitted.append(est.fit(_safe_indexing(X, train)))
+        report("fits (one by one)", len(fitted), len(estimators))
+    return fitted
 
 
 def fit_folds(estimators, X, trains):
@@ -591,7 +596,7 @@ def _fit_batched(nets, X, trains):
         net.notify("on_train_begin", X=Xk, y=None)
     stacked.train()
     try:
-        for _ in range(first.max_epochs):
+        for epoch in range(first.max_epochs):
             for net in nets:
                 net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
             rows = []
@@ -634,6 +639,7 @@ def _fit_batched(nets, X, trains):
                 unstack_into(entries)
             for net in nets:
                 _notify_epoch_end(net)
+            report("training epochs (all folds)", epoch + 1, first.max_epochs)
     finally:
         unstack_into(entries)
     for k, net in enumerate(nets):

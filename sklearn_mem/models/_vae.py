@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._progress import report
 from ._base import (
     DensityNet,
     _derive_seed,
@@ -396,6 +397,8 @@ def _score_folds_shared(estimators, X):
                     xb = Xt[start : start + chunk]
                     lp = est._log_prob_chunk(xb, start, noise, workspace)
                     out[k, start : start + len(xb)] = lp.detach().double().cpu().numpy()
+            last_start = block[-1][1]
+            report("scoring rows (all models)", min(n, last_start + chunk), n)
     return out
 
 
