@@ -57,7 +57,7 @@ class StageBars:
         self._tqdm = tqdm
 
     def __call__(self, stage, done, total):
-        if stage != self._stage:
+        if stage != self._stage or done < self._done:  # a new stage or round
             self.close()
             self._stage, self._done = stage, 0
             if self._tqdm is not None:
