@@ -35,6 +35,7 @@ PUBLIC_MODULES = {
 # optional dependencies of each example: skipped here when they are missing
 EXAMPLE_NEEDS = {
     "plot_03_vae_digits.py": ("torch", "skorch"),
+    "plot_07_speed.py": ("torch", "skorch"),
     "plot_06_dask.py": ("distributed",),
 }
 # ceiling for one example with the small settings (generous: CI is shared)
