@@ -279,7 +279,7 @@ def run_variant(name, epochs=EPOCHS, samples=1000, profile=None):
         "peak_rss_mib": own,
         "workers_peak_rss_mib": workers,
     }
-    if DEVICE != "cpu":
+    if DEVICE != "cpu" and name != "joblib":  # workers' GPU memory is not ours
         result["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return result
 
