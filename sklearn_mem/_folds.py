@@ -247,8 +247,8 @@ def fit_batched_and_score(estimator, X, trains, seeds, n_threads, verbose=0):
     estimator has it, scores them all at once.
     """
     clones = [set_random_states(clone(estimator), int(seed)) for seed in seeds]
-    bars = StageBars() if verbose > 0 else nullcontext()
-    with bars, reporting(bars if verbose > 0 else None), limit_threads(n_threads):
+    bars = StageBars() if verbose > 0 else None
+    with bars or nullcontext(), reporting(bars), limit_threads(n_threads):
         fitted = estimator.fit_folds(clones, X, trains)
         if len(fitted) != len(trains):
             raise ValueError(
