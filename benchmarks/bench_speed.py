@@ -92,7 +92,7 @@ def train_joblib(X, trains, epochs=EPOCHS, n_jobs=2):
 def train_batched(X, trains, epochs=EPOCHS, n_threads=2):
     est = vae(epochs)
     with limit_threads(n_threads):
-        return est.fit_folds(clones(est), X, trains)
+        return est.fit_folds(clones(est, len(trains)), X, trains)
 
 
 def train_one_fold(X, trains, epochs=EPOCHS):
@@ -107,6 +107,54 @@ def score_loop(nets, X, n_threads=2):
 def score_folds(nets, X, n_threads=2):
     with limit_threads(n_threads):
         return nets[0].score_folds(nets, X)
+
+
+def score_folds_bf16(nets, X, n_threads=2):
+    """``score_folds`` with ``score_precision="bfloat16"``."""
+    lowered = [clone_fitted(net, score_precision="bfloat16") for net in nets]
+    return score_folds(lowered, X, n_threads)
+
+
+def clone_fitted(net, **params):
+    """A copy of the fitted ``net`` with ``params`` set (the fit is kept)."""
+    return copy.copy(net).set_params(**params)
+
+
+def precision_gap(X, trains, epochs=EPOCHS, S=1000):
+    """What ``score_precision="bfloat16"`` changes, against the MC noise.
+
+    Trains the K fold models (fold-batched), scores every row under every
+    model in float32, in bfloat16, and in float32 with another
+    ``score_seed``, and compares the log-likelihoods and the memorization
+    scores: the bfloat16 gap against the seed-to-seed gap.
+    """
+    from sklearn_mem._aggregate import aggregate_loglik
+
+    nets = train_batched(X, trains, epochs)
+    nets = [clone_fitted(net, n_importance_samples=S) for net in nets]
+    full = score_folds(nets, X)
+    lowered = score_folds(
+        [clone_fitted(n, score_precision="bfloat16") for n in nets], X
+    )
+    reseeded = score_folds([clone_fitted(n, score_seed=1) for n in nets], X)
+    in_mask = np.zeros(full.shape, dtype=bool)
+    for k, train in enumerate(trains):
+        in_mask[k, train] = True
+
+    def memorization(rows):  # NaN where a row has no "in" or no "out" fit
+        return aggregate_loglik(rows, in_mask, warn=False).memorization
+
+    out = {}
+    for name, other in (("bf16", lowered), ("seed", reseeded)):
+        d_log = np.abs(other - full)
+        d_mem = np.abs(memorization(other) - memorization(full))
+        out[name] = {
+            "loglik_median": float(np.median(d_log)),
+            "loglik_max": float(d_log.max()),
+            "mem_median": float(np.nanmedian(d_mem)),
+            "mem_max": float(np.nanmax(d_mem)),
+        }
+    return out
 
 
 class _LogWeights(torch.nn.Module):
@@ -220,6 +268,9 @@ class IWAEScoringSuite:
     def time_score_folds(self, S):
         score_folds(self.nets, self.X)
 
+    def time_score_folds_bf16(self, S):
+        score_folds_bf16(self.nets, self.X)
+
     def time_chunk_loop(self, S):
         score_chunk_loop(self.nets, self.X)
 
@@ -234,6 +285,8 @@ VARIANTS = {
     "one_fold": lambda X, tr, a: train_one_fold(X, tr, a.epochs),
     "score_loop": lambda X, tr, a: score_loop(a.nets, X),
     "score_folds": lambda X, tr, a: score_folds(a.nets, X),
+    "score_folds_bf16": lambda X, tr, a: score_folds_bf16(a.nets, X),
+    "precision_gap": lambda X, tr, a: precision_gap(X, tr, a.epochs, a.samples),
     "score_chunk_loop": lambda X, tr, a: score_chunk_loop(a.nets, X),
     "score_chunk_vmap": lambda X, tr, a: score_chunk_vmap(a.nets, X),
 }
@@ -249,7 +302,9 @@ def run_variant(name, epochs=EPOCHS, samples=1000, profile=None):
     """Run one variant in this process; return its time and peak memory."""
     X = digits()
     trains = folds(X)
-    args = argparse.Namespace(epochs=epochs, nets=None)
+    args = argparse.Namespace(epochs=epochs, nets=None, samples=samples)
+    if name == "precision_gap":  # not a timing: the gaps it measures
+        return {"variant": name, **precision_gap(X, trains, epochs, samples)}
     if name.startswith("score"):
         args.nets = trained(X, trains, samples)
     func = VARIANTS[name]

@@ -69,7 +69,8 @@ def vae_rows(epochs, samples_grid, repeats=1, device="cpu"):
     same drift, and the median drops a disturbed round.
     """
     jobs = [(v, None) for v in ("one_fold", "sequential", "joblib", "batched")]
-    jobs += [(v, S) for S in samples_grid for v in ("score_loop", "score_folds")]
+    scorers = ("score_loop", "score_folds", "score_folds_bf16")
+    jobs += [(v, S) for S in samples_grid for v in scorers]
     # one scoring chunk of every model: a loop (score_folds) vs torch.func.vmap
     jobs += [(v, samples_grid[-1]) for v in ("score_chunk_loop", "score_chunk_vmap")]
     runs = {}
@@ -152,7 +153,16 @@ def scoring_floor(S, n_threads=2, K=10, rows=4096, device="cpu"):
     return flops_row * total_rows, seconds * total_rows / rows
 
 
-def vae_table(r, epochs, samples_grid, floor, score_floors=None, device="cpu"):
+def vae_table(
+    r,
+    epochs,
+    samples_grid,
+    floor,
+    score_floors=None,
+    device="cpu",
+    gap=None,
+    gap_samples=None,
+):
     where = "2 threads" if device == "cpu" else device
     seq = r["sequential"]["seconds"]
     job = r["joblib"]["seconds"]
@@ -184,6 +194,8 @@ def vae_table(r, epochs, samples_grid, floor, score_floors=None, device="cpu"):
     for S in samples_grid:
         row(f"IWAE S={S}, loop of score_samples", r[("score_loop", S)])
         row(f"IWAE S={S}, score_folds", r[("score_folds", S)])
+        if ("score_folds_bf16", S) in r:
+            row(f"IWAE S={S}, score_folds, bfloat16", r[("score_folds_bf16", S)])
     flops, floor_s = floor
     mem = max(r["batched"]["peak_rss_mib"], 1) / max(one["peak_rss_mib"], 1)
     lines += [
@@ -199,6 +211,12 @@ def vae_table(r, epochs, samples_grid, floor, score_floors=None, device="cpu"):
             f"{s / bat:.2f}x (target <= 2x at S=1000); loop / score_folds: "
             f"{r[('score_loop', S)]['seconds'] / s:.2f}x"
         )
+        if ("score_folds_bf16", S) in r:
+            low = r[("score_folds_bf16", S)]["seconds"]
+            lines.append(
+                f"- the same with score_precision='bfloat16': {low / bat:.2f}x the "
+                f"batched training; {s / low:.2f}x faster than float32"
+            )
     for S, (flops_s, secs_s) in (score_floors or {}).items():
         s = r[("score_folds", S)]["seconds"]
         lines.append(
@@ -222,6 +240,17 @@ def vae_table(r, epochs, samples_grid, floor, score_floors=None, device="cpu"):
         f"{floor_s:.2f} s at this machine's bmm speed ({flops / floor_s / 1e9:.0f} "
         f"GFLOP/s, {where}); measured {bat:.2f} s = {bat / floor_s:.1f}x the floor"
     )
+    if gap is not None:
+        b16, seed = gap["bf16"], gap["seed"]
+        lines.append(
+            f"- bfloat16 vs float32 scoring of the {epochs}-epoch models at "
+            f"S={gap_samples}: |d log p| median {b16['loglik_median']:.1e}, max "
+            f"{b16['loglik_max']:.1e}; |d M| median {b16['mem_median']:.1e}, max "
+            f"{b16['mem_max']:.1e} nats. Another score_seed moves them by "
+            f"{seed['loglik_median']:.1e} / {seed['loglik_max']:.1e} and "
+            f"{seed['mem_median']:.1e} / {seed['mem_max']:.1e} (the Monte Carlo "
+            "noise)"
+        )
     return "\n".join(lines)
 
 
@@ -258,8 +287,10 @@ def main(argv=None):
     results = vae_rows(epochs, samples_grid, repeats, dev)
     score_floors = {S: scoring_floor(S, device=dev) for S in samples_grid}
     floor = matmul_floor(epochs, device=dev)
+    S = samples_grid[-1]
+    gap = _subprocess("precision_gap", epochs, S, dev)
     print(f"VAE variants on {dev}: median of {repeats} interleaved run(s)")
-    print(vae_table(results, epochs, samples_grid, floor, score_floors, dev))
+    print(vae_table(results, epochs, samples_grid, floor, score_floors, dev, gap, S))
 
 
 if __name__ == "__main__":

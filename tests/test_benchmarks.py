@@ -60,3 +60,34 @@ def test_median_run_and_table():
     assert "batched vs sequential: 4.00x" in table
     assert "vs joblib n_jobs=2: 2.00x" in table
     assert "score_folds 2.50 s = 2.5x the floor" in table
+
+
+def test_bfloat16_variant_and_precision_gap(small_run):
+    X, _, nets = small_run
+    lowered = bench_speed.score_folds_bf16(nets, X, 1)
+    for net, row in zip(nets, lowered):
+        twin = bench_speed.clone_fitted(net, score_precision="bfloat16")
+        np.testing.assert_array_equal(row, twin.score_samples(X))
+    assert all(net.score_precision == "float32" for net in nets)  # untouched
+    folds = [np.setdiff1d(np.arange(len(X)), np.arange(k, len(X), 3)) for k in range(3)]
+    gap = bench_speed.precision_gap(X, folds, epochs=2, S=16)
+    assert set(gap) == {"bf16", "seed"}
+    assert 0 < gap["bf16"]["loglik_max"] < 0.05
+    # bfloat16 moves the scores far less than another draw of the noise
+    assert gap["bf16"]["loglik_median"] < 0.1 * gap["seed"]["loglik_median"]
+    assert gap["bf16"]["mem_median"] < 0.1 * gap["seed"]["mem_median"]
+
+
+def test_table_reports_bfloat16_rows():
+    res = {"seconds": 2.0, "peak_rss_mib": 10.0, "workers_peak_rss_mib": 0.0}
+    r = {name: dict(res) for name in ("one_fold", "sequential", "joblib", "batched")}
+    r[("score_loop", 16)] = dict(res, seconds=6.0)
+    r[("score_folds", 16)] = dict(res, seconds=4.0)
+    r[("score_folds_bf16", 16)] = dict(res, seconds=1.0)
+    stats = {"loglik_median": 1e-3, "loglik_max": 1e-2}
+    stats.update(mem_median=2e-3, mem_max=2e-2)
+    gap = {"bf16": stats, "seed": {k: 10 * v for k, v in stats.items()}}
+    table = run.vae_table(r, 1, [16], (1e9, 0.5), gap=gap, gap_samples=16)
+    assert "| IWAE S=16, score_folds, bfloat16 | 1.00 |" in table
+    assert "score_precision='bfloat16': 0.50x the batched training; 4.00x" in table
+    assert "|d log p| median 1.0e-03, max 1.0e-02" in table

@@ -20,6 +20,10 @@ from ._likelihoods import LIKELIHOODS, check_likelihood_X, make_likelihood
 __all__ = ["VAEModule", "VAEDensity"]
 
 _LOG_2PI = math.log(2 * math.pi)
+# VAEDensity(score_precision=...) -> dtype of the scoring matmuls
+_SCORE_PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
+# points (rows x importance samples) per scoring pass at float32
+_SCORE_BATCH_SIZE = 4096
 
 
 def _check_input_shape(input_shape, architecture):
@@ -73,28 +77,62 @@ class _Workspace:
         return buf[:n].view(shape)
 
 
-def _forward_reusing(module, h, workspace, name):
+def _lowered(fn, h, matmul_dtype):
+    """``fn(h)`` with its matrix products in ``matmul_dtype`` (autocast).
+
+    The result (a tensor or a tuple of tensors) comes back in ``h``'s dtype.
+    ``matmul_dtype=None`` runs ``fn`` as it is.
+    """
+    if matmul_dtype is None or matmul_dtype == h.dtype:
+        return fn(h)
+    with torch.autocast(h.device.type, dtype=matmul_dtype):
+        out = fn(h)
+    if isinstance(out, tuple):
+        return tuple(o.to(h.dtype) for o in out)
+    return out.to(h.dtype)
+
+
+def _forward_reusing(module, h, workspace, name, matmul_dtype=None):
     """``module(h)``, with a Sequential's linear layers writing into buffers.
 
     Only without autograd (scoring) and for 2-D inputs; anything else, or a
     layer other than ``nn.Linear``/``nn.ReLU``, runs as usual.
+
+    With ``matmul_dtype`` (e.g. ``torch.bfloat16``) the layers multiply in
+    that dtype: the input, weights and biases are rounded to it, products
+    accumulate in float32 inside the kernel, activations are stored in it,
+    and the output is returned in ``h``'s dtype. A module the buffers do
+    not cover then runs under ``torch.autocast`` instead.
     """
+    lowered = matmul_dtype is not None and matmul_dtype != h.dtype
     if (
         workspace is None
         or torch.is_grad_enabled()
         or type(module) is not nn.Sequential
+        or h.dim() != 2
+        or (
+            lowered and any(type(layer) not in (nn.Linear, nn.ReLU) for layer in module)
+        )
     ):
-        return module(h)
+        return _lowered(module, h, matmul_dtype if lowered else None)
     layers = list(module)
+    source = h
+    if lowered:
+        h = _cast_into(workspace, (name, "input"), h, matmul_dtype)
     i = 0
     while i < len(layers):
         layer = layers[i]
-        if type(layer) is nn.Linear and h.dim() == 2:
+        if type(layer) is nn.Linear:
             out = workspace.get((name, i), (h.shape[0], layer.out_features), h)
-            if layer.bias is None:
-                torch.mm(h, layer.weight.t(), out=out)
+            weight, bias = layer.weight, layer.bias
+            if lowered:
+                weight = _cast_into(workspace, (name, i, "weight"), weight, h.dtype)
+                if bias is not None:
+                    bias = _cast_into(workspace, (name, i, "bias"), bias, h.dtype)
+            if bias is None:
+                torch.mm(h, weight.t(), out=out)
             else:
-                torch.addmm(layer.bias, h, layer.weight.t(), out=out)
+                torch.addmm(bias, h, weight.t(), out=out)
             h = out
             if i + 1 < len(layers) and type(layers[i + 1]) is nn.ReLU:
                 h.relu_()
@@ -102,7 +140,15 @@ def _forward_reusing(module, h, workspace, name):
         else:
             h = layer(h)
         i += 1
+    if lowered:
+        h = _cast_into(workspace, (name, "output"), h, source.dtype)
     return h
+
+
+def _cast_into(workspace, key, tensor, dtype):
+    """``tensor.to(dtype)``, written into the workspace buffer ``key``."""
+    like = torch.empty((), dtype=dtype, device=tensor.device)
+    return workspace.get(key, tuple(tensor.shape), like).copy_(tensor)
 
 
 def _mlp(sizes, final_activation=False):
@@ -291,7 +337,9 @@ class VAEModule(nn.Module):
         elbo = rec - kl
         return elbo if log_jac is None else elbo + log_jac
 
-    def log_weights(self, x, eps, u=None, dtype=torch.float64, workspace=None):
+    def log_weights(
+        self, x, eps, u=None, dtype=torch.float64, workspace=None, matmul_dtype=None
+    ):
         """Importance log-weights ``log p(x, z_s) - log q(z_s | x)``.
 
         Parameters
@@ -306,6 +354,11 @@ class VAEModule(nn.Module):
         workspace : _Workspace or None, default=None
             Scratch buffers for the activations, reused across calls while
             scoring without autograd (same numbers, no fresh allocations).
+        matmul_dtype : torch.dtype or None, default=None
+            Precision of the encoder's and decoder's matrix products, e.g.
+            ``torch.bfloat16``; None keeps the parameters' own. The
+            log-densities and sums are computed in full precision from the
+            (rounded) network outputs either way.
 
         Returns
         -------
@@ -316,24 +369,26 @@ class VAEModule(nn.Module):
             value, log_jac = self.likelihood.transform(x[:, None, :], u, dtype=dtype)
             flat = value.reshape(B * S, -1)
             if type(self).encode is VAEModule.encode:
-                h = _forward_reusing(self.encoder, flat, workspace, "encoder")
+                h = _forward_reusing(
+                    self.encoder, flat, workspace, "encoder", matmul_dtype
+                )
                 mu, logvar = h[:, :L], h[:, L:]
             else:  # a subclass's own encode
-                mu, logvar = self.encode(flat)
+                mu, logvar = _lowered(self.encode, flat, matmul_dtype)
             mu, logvar = mu.reshape(B, S, L), logvar.reshape(B, S, L)
         else:
             value, log_jac = x[:, None, :], None
-            mu, logvar = self.encode(x)
+            mu, logvar = _lowered(self.encode, x, matmul_dtype)
             mu, logvar = mu[:, None, :], logvar[:, None, :]
         z = mu + torch.exp(0.5 * logvar) * eps
         log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * _LOG_2PI).sum(-1, dtype=dtype)
         log_pz = (-0.5 * z.pow(2) - 0.5 * _LOG_2PI).sum(-1, dtype=dtype)
         if type(self).decode is VAEModule.decode:
             out = _forward_reusing(
-                self.decoder, z.reshape(B * S, L), workspace, "decoder"
+                self.decoder, z.reshape(B * S, L), workspace, "decoder", matmul_dtype
             )
         else:  # a subclass's own decode
-            out = self.decode(z.reshape(B * S, L))
+            out = _lowered(self.decode, z.reshape(B * S, L), matmul_dtype)
         out = out.reshape(B, S, -1)
         log_px = self.likelihood.log_prob(value, out, dtype=dtype)
         log_w = log_px + log_pz - log_q
@@ -458,9 +513,22 @@ class VAEDensity(DensityNet):
         normals. Still an unbiased-weight IWAE estimate, with lower variance:
         on digits it cut the seed-to-seed spread of log p 2-2.7x at S=128
         and S=1024 (a ~7x larger S for free).
-    score_batch_size : int, default=4096
+    score_batch_size : int or None, default=None
         Rows x importance samples evaluated per forward pass while scoring;
-        bounds memory. Keep it fixed across the fits that are compared.
+        bounds memory. None means 4096 with ``score_precision="float32"``
+        and 8192 with ``"bfloat16"`` (whose activations take half the
+        memory). Keep it fixed across the fits that are compared.
+    score_precision : {"float32", "bfloat16"}, default="float32"
+        Precision of the encoder's and decoder's matrix products while
+        scoring (:meth:`score_samples`, :meth:`elbo`, :meth:`score_folds`;
+        training is unaffected). ``"float32"`` is exact. ``"bfloat16"``
+        rounds the weights and activations to bfloat16 (products still
+        accumulate in float32, and the log-densities and sums stay in full
+        precision): on CPUs with AMX or AVX512-BF16 and on GPUs the decoder
+        runs several times faster, at an error far below the Monte Carlo
+        noise of the estimate (on digits, a few thousandths of a nat per
+        row at S=1000). On other CPUs it can be slower. The estimate stays
+        a valid importance-weighted bound of the rounded network.
     score_seed : int, default=0
         Seed of the scoring noise (see above).
     module : torch.nn.Module class, default=VAEModule
@@ -517,7 +585,8 @@ class VAEDensity(DensityNet):
         n_levels=256,
         n_importance_samples=1000,
         qmc=True,
-        score_batch_size=4096,
+        score_batch_size=None,
+        score_precision="float32",
         score_seed=0,
         lr=1e-3,
         max_epochs=50,
@@ -537,6 +606,7 @@ class VAEDensity(DensityNet):
         self.n_importance_samples = n_importance_samples
         self.qmc = qmc
         self.score_batch_size = score_batch_size
+        self.score_precision = score_precision
         super().__init__(
             module,
             lr=lr,
@@ -562,6 +632,7 @@ class VAEDensity(DensityNet):
                 f"likelihood={self.likelihood!r} is not known; expected one of "
                 f"{LIKELIHOODS}."
             )
+        self._score_matmul_dtype()  # fail before training, not after
         return {
             "n_features": self._n_features(),
             "latent_dim": self.latent_dim,
@@ -607,14 +678,32 @@ class VAEDensity(DensityNet):
             )
         return int(S)
 
-    def _score_batch_size(self, n_samples):
+    def _score_matmul_dtype(self):
+        precision = self.score_precision
+        if precision not in _SCORE_PRECISIONS:
+            raise ValueError(
+                f"score_precision={precision!r}; expected 'float32' (exact) or "
+                "'bfloat16' (faster scoring on CPUs with AMX/AVX512-BF16 and "
+                "on GPUs)."
+            )
+        return _SCORE_PRECISIONS[precision]
+
+    def _score_budget(self):
+        """Rows x importance samples per forward pass (``score_batch_size``)."""
         budget = self.score_batch_size
+        if budget is None:
+            # half-size activations in bfloat16: twice the points, same memory
+            lowered = self._score_matmul_dtype() is not None
+            return 2 * _SCORE_BATCH_SIZE if lowered else _SCORE_BATCH_SIZE
         if not isinstance(budget, numbers.Integral) or budget < 1:
             raise ValueError(
                 f"score_batch_size={budget!r}; expected a positive integer "
-                "(rows x importance samples per forward pass)."
+                "(rows x importance samples per forward pass) or None."
             )
-        return max(1, int(budget) // self._n_importance())
+        return int(budget)
+
+    def _score_batch_size(self, n_samples):
+        return max(1, self._score_budget() // self._n_importance())
 
     def _crn_noise(self, start, n_rows, S):
         """Noise for rows ``start .. start + n_rows``, keyed by row index.
@@ -654,8 +743,9 @@ class VAEDensity(DensityNet):
 
     def _log_weights_chunk(self, x, start, noise=None, workspace=None):
         S = self._n_importance()
+        matmul_dtype = self._score_matmul_dtype()
         eps, u = self._crn_noise(start, len(x), S) if noise is None else noise
-        step = max(1, int(self.score_batch_size) // max(1, len(x)))
+        step = max(1, self._score_budget() // max(1, len(x)))
         parts = []
         for s0 in range(0, S, step):
             parts.append(
@@ -664,6 +754,7 @@ class VAEDensity(DensityNet):
                     eps[:, s0 : s0 + step],
                     None if u is None else u[:, s0 : s0 + step],
                     workspace=workspace,
+                    matmul_dtype=matmul_dtype,
                 )
             )
         return torch.cat(parts, dim=1)
@@ -680,7 +771,7 @@ class VAEDensity(DensityNet):
             int(self.score_seed),
             bool(self.qmc),
             self._n_importance(),
-            self.score_batch_size,
+            self._score_budget(),
             str(torch.device(self.device)),
             module.latent_dim,
             module.n_features,
