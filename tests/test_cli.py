@@ -307,6 +307,8 @@ def test_deep_model_needs_torch_extra(model, monkeypatch, small_npy, tmp_path, c
                 "2",
                 "--hidden-dims",
                 "16",
+                "--score-precision",
+                "bfloat16",
             ],
         ),
         ("flow", ["--epochs", "1", "--layers", "2", "--hidden-dims", "8"]),
@@ -341,6 +343,7 @@ def test_deep_models(model, options, small_npy, tmp_path, capsys):
     }
     if model == "vae":
         assert summary["settings"]["model_params"]["likelihood"] == "bernoulli"
+        assert summary["settings"]["model_params"]["score_precision"] == "bfloat16"
     assert np.isfinite(report.read_scores(out / "scores.csv")["memorization"]).all()
 
 
