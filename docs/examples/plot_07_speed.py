@@ -95,21 +95,35 @@ plt.show()
 # dataset.
 # ``fit_folds`` is the batched trainer the scorer used: it returns the K
 # fitted fold models (the scorer keeps only their log-likelihoods).
+#
+# ``score_precision="bfloat16"`` runs the scoring's matrix products in
+# bfloat16: several times faster on CPUs with AMX or AVX512-BF16 and on GPUs
+# (it can be slower elsewhere), at an error far below the Monte Carlo noise
+# of the estimate.
 vae = make_vae()
 trains = [np.flatnonzero(row) for row in runs["batched"][1].in_mask_]
 clones = [clone(vae).set_params(random_state=k) for k in range(K)]
 fitted = vae.fit_folds(clones, X, trains)
-times = []
+times = {"float32": [], "bfloat16": []}
 for S in S_GRID:
-    for net in fitted:
-        net.set_params(n_importance_samples=S)
-    start = time.perf_counter()
-    fitted[0].score_folds(fitted, X)
-    times.append(time.perf_counter() - start)
-    print(f"S={S:4d}: scoring {K} models x {len(X)} rows took {times[-1]:.2f} s")
+    rows = {}
+    for precision, spent in times.items():
+        for net in fitted:
+            net.set_params(n_importance_samples=S, score_precision=precision)
+        start = time.perf_counter()
+        rows[precision] = fitted[0].score_folds(fitted, X)
+        spent.append(time.perf_counter() - start)
+    gap = np.abs(rows["bfloat16"] - rows["float32"]).max()
+    print(
+        f"S={S:4d}: scoring {K} models x {len(X)} rows took "
+        f"{times['float32'][-1]:.2f} s (bfloat16: {times['bfloat16'][-1]:.2f} s, "
+        f"largest change {gap:.4f} nats)"
+    )
 
 fig, ax = plt.subplots(figsize=(4.5, 3.5))
-ax.plot(S_GRID, times, "o-")
+for precision, spent in times.items():
+    ax.plot(S_GRID, spent, "o-", label=precision)
+ax.legend(title="score_precision")
 ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xlabel("importance samples S")
