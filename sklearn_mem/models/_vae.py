@@ -568,6 +568,10 @@ class VAEDensity(DensityNet):
     (2,)
     >>> bool(np.all(vae.score_samples(X[:2]) == vae.score_samples(X[:2])))
     True
+    >>> full = vae.score_samples(X[:2])
+    >>> lowered = vae.set_params(score_precision="bfloat16").score_samples(X[:2])
+    >>> bool(np.abs(lowered - full).max() < 0.05)
+    True
     >>> vae.sample(3).shape
     (3, 16)
     """
