@@ -2,6 +2,7 @@
 
     python benchmarks/profile_speed.py train            # fold-batched training
     python benchmarks/profile_speed.py score --rows 200 # score_folds at S=1000
+    python benchmarks/profile_speed.py score --precision bfloat16
     python benchmarks/profile_speed.py train --threads 1 --epochs 10
 
 Prints the operators by self CPU time, grouped by input shape, for the
@@ -35,9 +36,10 @@ def profile_training(epochs, threads):
     return prof
 
 
-def profile_scoring(rows, samples, threads):
+def profile_scoring(rows, samples, threads, precision="float32"):
     X = bs.digits()
     nets = bs.trained(X, bs.folds(X), samples)
+    nets = [bs.clone_fitted(net, score_precision=precision) for net in nets]
     bs.score_folds(nets, X[:8], n_threads=threads)  # warm up
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         bs.score_folds(nets, X[:rows], n_threads=threads)
@@ -51,13 +53,19 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="score: the score_precision of the models",
+    )
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.what == "train":
         prof = profile_training(args.epochs, args.threads)
     else:
-        prof = profile_scoring(args.rows, args.samples, args.threads)
+        prof = profile_scoring(args.rows, args.samples, args.threads, args.precision)
     table = prof.key_averages(group_by_input_shape=True).table(
         sort_by="self_cpu_time_total",
         row_limit=args.top,
