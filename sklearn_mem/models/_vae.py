@@ -114,7 +114,7 @@ def _forward_reusing(module, h, workspace, name, matmul_dtype=None):
             lowered and any(type(layer) not in (nn.Linear, nn.ReLU) for layer in module)
         )
     ):
-        return _lowered(module, h, matmul_dtype if lowered else None)
+        return _lowered(module, h, matmul_dtype)
     layers = list(module)
     source = h
     if lowered:
@@ -521,14 +521,15 @@ class VAEDensity(DensityNet):
     score_precision : {"float32", "bfloat16"}, default="float32"
         Precision of the encoder's and decoder's matrix products while
         scoring (:meth:`score_samples`, :meth:`elbo`, :meth:`score_folds`;
-        training is unaffected). ``"float32"`` is exact. ``"bfloat16"``
-        rounds the weights and activations to bfloat16 (products still
-        accumulate in float32, and the log-densities and sums stay in full
-        precision): on CPUs with AMX or AVX512-BF16 and on GPUs the decoder
-        runs several times faster, at an error far below the Monte Carlo
-        noise of the estimate (on digits, a few thousandths of a nat per
-        row at S=1000). On other CPUs it can be slower. The estimate stays
-        a valid importance-weighted bound of the rounded network.
+        training is unaffected). ``"float32"`` keeps full float32 precision.
+        ``"bfloat16"`` rounds the weights and activations to bfloat16
+        (products still accumulate in float32, and the log-densities and sums
+        stay in full precision): on CPUs with AMX or AVX512-BF16 and on GPUs
+        the products run about three times faster, at an error far below
+        the Monte Carlo noise of the estimate (on digits, a few thousandths
+        of a nat per row at S=1000). On other CPUs it can be slower. The
+        estimate stays a valid importance-weighted bound of the rounded
+        network.
     score_seed : int, default=0
         Seed of the scoring noise (see above).
     module : torch.nn.Module class, default=VAEModule
