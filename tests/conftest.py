@@ -25,3 +25,26 @@ def digits():
 def blobs():
     rng = np.random.RandomState(0)
     return np.vstack([rng.randn(20, 2), rng.randn(20, 2) + 4.0])
+
+
+@pytest.fixture
+def overlapping():
+    """Two overlapping clusters: a GaussianMixture's answer depends on its seed.
+
+    ``seeded_gmm()`` converges to different local optima for different seeds
+    here (checked by ``test_seeded_gmm_depends_on_its_seed``), so tests that
+    use it catch fits that get the wrong seed, the same seed or none.
+    """
+    rng = np.random.RandomState(0)
+    return np.vstack([rng.randn(20, 2), rng.randn(20, 2) + 1.5])
+
+
+@pytest.fixture
+def seeded_gmm():
+    """Factory of a GaussianMixture whose fit depends on its random_state."""
+    from sklearn.mixture import GaussianMixture
+
+    def make(**params):
+        return GaussianMixture(3, init_params="random_from_data", **params)
+
+    return make

@@ -54,26 +54,92 @@ def _by_hand(estimator, X, splits, seeds=None):
     return loglik, mask, U, V
 
 
-def test_fitted_attributes_match_a_hand_written_loop(blobs):
-    gm = GaussianMixture(2, random_state=0)
-    mem = MemorizationScorer(gm, cv=KFold(5), random_state=0).fit(blobs)
-    splits = list(KFold(5).split(blobs))
-    loglik, mask, U, V = _by_hand(gm, blobs, splits, mem.seeds_)
+def test_seeded_gmm_depends_on_its_seed(overlapping, seeded_gmm):
+    # the premise of the seeding tests: another seed, another answer
+    rows = [
+        seeded_gmm(random_state=s).fit(overlapping[:30]).score_samples(overlapping)
+        for s in range(4)
+    ]
+    for a in range(4):
+        for b in range(a):
+            assert np.abs(rows[a] - rows[b]).max() > 0.05
+
+
+def test_fitted_attributes_match_a_hand_written_loop(overlapping, seeded_gmm):
+    # a seed-dependent fit: every split must get its own seed, seeds_[k]
+    X = overlapping
+    gm = seeded_gmm()
+    mem = MemorizationScorer(gm, cv=KFold(5), random_state=0).fit(X)
+    assert len(set(mem.seeds_.tolist())) == 5
+    splits = list(KFold(5).split(X))
+    loglik, mask, U, V = _by_hand(gm, X, splits, mem.seeds_)
     np.testing.assert_allclose(mem.loglik_, loglik, rtol=1e-12)
     np.testing.assert_array_equal(mem.in_mask_, mask)
     np.testing.assert_allclose(mem.in_loglik_, U, rtol=1e-12)
     np.testing.assert_allclose(mem.out_loglik_, V, rtol=1e-12)
     np.testing.assert_allclose(mem.memorization_scores_, U - V, rtol=1e-10, atol=1e-12)
-    assert mem.loglik_.shape == (5, len(blobs))
+    assert mem.loglik_.shape == (5, len(X))
     np.testing.assert_array_equal(mem.n_in_, 4)
     np.testing.assert_array_equal(mem.n_out_, 1)
     assert mem.method_ == "refit"
     assert mem.n_features_in_ == 2
     assert isinstance(mem.estimator_, GaussianMixture)
-    np.testing.assert_allclose(
-        mem.score_samples(blobs), mem.estimator_.score_samples(blobs)
+    np.testing.assert_allclose(mem.score_samples(X), mem.estimator_.score_samples(X))
+    assert mem.score(X) == pytest.approx(mem.estimator_.score(X))
+    # the seeds are the ones of this random_state: a rerun gives the same
+    # scores, another random_state other seeds and other scores
+    again = MemorizationScorer(gm, cv=KFold(5), random_state=0).fit(X)
+    np.testing.assert_array_equal(again.loglik_, mem.loglik_)
+    np.testing.assert_array_equal(again.full_loglik_, mem.full_loglik_)
+    other = MemorizationScorer(gm, cv=KFold(5), random_state=1).fit(X)
+    assert np.abs(other.loglik_ - mem.loglik_).max() > 0.05
+
+
+def test_a_fixed_estimator_seed_is_replaced_per_fit(overlapping, seeded_gmm):
+    # a user's random_state=0 on the estimator must not give every fit seed 0
+    X = overlapping
+    gm = seeded_gmm(random_state=0)
+    mem = MemorizationScorer(gm, cv=KFold(4), random_state=3, refit=False).fit(X)
+    splits = list(KFold(4).split(X))
+    loglik, *_ = _by_hand(gm, X, splits, mem.seeds_)
+    np.testing.assert_allclose(mem.loglik_, loglik, rtol=1e-12)
+    unseeded, *_ = _by_hand(gm, X, splits)
+    assert np.abs(mem.loglik_ - unseeded).max() > 0.05
+
+
+def test_nested_random_states_get_distinct_derived_seeds():
+    from sklearn_mem._folds import set_random_states
+
+    pipe = make_pipeline(
+        PCA(2, svd_solver="randomized"), GaussianMixture(2, random_state=5)
     )
-    assert mem.score(blobs) == pytest.approx(mem.estimator_.score(blobs))
+    names = ("pca__random_state", "gaussianmixture__random_state")
+    seeded = set_random_states(clone(pipe), 7).get_params()
+    values = [seeded[name] for name in names]
+    assert all(isinstance(v, int) for v in values)
+    # derived from the seed: not the seed itself, not one value for all
+    assert len(set(values)) == 2 and 7 not in values
+    # a function of the seed alone
+    assert [set_random_states(clone(pipe), 7).get_params()[n] for n in names] == values
+    other = [set_random_states(clone(pipe), 8).get_params()[n] for n in names]
+    assert set(other).isdisjoint(values)
+    # a lone estimator gets a derived seed too
+    assert set_random_states(GaussianMixture(2), 7).random_state not in (None, 7)
+
+
+def test_nested_seeds_reach_every_fit_of_a_pipeline(overlapping, seeded_gmm):
+    # every step of every fit is seeded from that fit's seed
+    from sklearn_mem._folds import set_random_states
+
+    X = overlapping
+    pipe = make_pipeline(PCA(2, svd_solver="randomized"), seeded_gmm())
+    mem = MemorizationScorer(pipe, cv=KFold(4), random_state=0, refit=False).fit(X)
+    splits = list(KFold(4).split(X))
+    expected = [
+        set_random_states(clone(pipe), int(seed)).fit(X[train]).score_samples(X)
+        for seed, (train, _) in zip(mem.seeds_, splits)
+    ]
+    np.testing.assert_allclose(mem.loglik_, expected, rtol=1e-12)
 
 
 def test_mean_aggregate(blobs):
@@ -118,27 +184,95 @@ def test_pipeline_inside_scorer(digits):
     assert np.median(mem.memorization_scores_) > 0  # in-sample likelihood is higher
 
 
-def test_bayesian_gaussian_mixture(blobs):
-    mem = MemorizationScorer(
-        BayesianGaussianMixture(n_components=2, max_iter=50), cv=4, random_state=0
-    )
-    M = mem.fit_transform(blobs)
-    assert M.shape == (len(blobs), 1) and np.isfinite(M).all()
+class RecordingScaler(StandardScaler):
+    """A StandardScaler that records the rows it is fitted on."""
+
+    seen = []
+
+    def fit(self, X, y=None, sample_weight=None):
+        self.seen.append(np.array(X, copy=True))
+        return super().fit(X, y, sample_weight)
+
+
+def test_pipeline_scaler_never_sees_held_out_rows(overlapping):
+    X = overlapping * [1.0, 10.0] + [0.0, 5.0]
+    RecordingScaler.seen.clear()
+    pipe = make_pipeline(RecordingScaler(), GaussianMixture(2))
+    cv = KFold(4, shuffle=True, random_state=0)
+    mem = MemorizationScorer(pipe, cv=cv, random_state=0).fit(X)
+    splits = list(cv.split(X))
+    assert len(RecordingScaler.seen) == 5  # four split fits, then the refit
+    for (train, test), rows in zip(splits, RecordingScaler.seen[:4]):
+        np.testing.assert_array_equal(rows, X[train])
+        assert not (rows[:, None, :] == X[test][None]).all(-1).any()
+    np.testing.assert_array_equal(RecordingScaler.seen[4], X)
+    # the scores are those of pipelines fitted on the training part alone
+    from sklearn_mem._folds import set_random_states
+
+    for k, (train, _) in enumerate(splits):
+        expected = set_random_states(clone(pipe), int(mem.seeds_[k]))
+        expected = expected.fit(X[train]).score_samples(X)
+        np.testing.assert_allclose(mem.loglik_[k], expected, rtol=1e-12)
+
+
+def test_bayesian_gaussian_mixture(overlapping):
+    X = overlapping
+    bgm = BayesianGaussianMixture(n_components=2, max_iter=500)
+    mem = MemorizationScorer(bgm, cv=KFold(4), random_state=0).fit(X)
+    splits = list(KFold(4).split(X))
+    loglik, mask, U, V = _by_hand(bgm, X, splits, mem.seeds_)
+    np.testing.assert_allclose(mem.loglik_, loglik, rtol=1e-12)
+    np.testing.assert_allclose(mem.memorization_scores_, U - V, atol=1e-10)
+    # a mixture fits its own training rows better on average
+    assert np.mean(mem.memorization_scores_) > 0
+
+
+class SubclassedKDE(KernelDensity):
+    """A KernelDensity subclass that overrides neither fit nor score_samples."""
+
+
+class OverridingKDE(KernelDensity):
+    def score_samples(self, X):
+        return super().score_samples(X)
+
+
+def test_kernel_density_subclass_takes_the_closed_form(blobs):
+    exact = MemorizationScorer(SubclassedKDE(bandwidth=0.5), cv=KFold(4)).fit(blobs)
+    assert exact.method_ == "exact" and exact.seeds_ is None
+    refit = MemorizationScorer(
+        SubclassedKDE(bandwidth=0.5), cv=KFold(4), method="refit"
+    ).fit(blobs)
+    np.testing.assert_allclose(exact.loglik_, refit.loglik_, atol=1e-10)
+    # a subclass that overrides score_samples is refitted
+    other = MemorizationScorer(OverridingKDE(bandwidth=0.5), cv=4).fit(blobs)
+    assert other.method_ == "refit"
+    with pytest.raises(ValueError, match="cannot be used here.*overrides"):
+        MemorizationScorer(OverridingKDE(), cv=4, method="exact").fit(blobs)
 
 
 def test_gridsearch_over_bandwidth_and_reg_covar(blobs):
+    # GridSearchCV ranks by score(): the held-out log-likelihood of the
+    # estimator refit on each training part
     search = GridSearchCV(
         MemorizationScorer(KernelDensity(), cv=4, random_state=0),
-        {"estimator__bandwidth": [0.3, 1.0]},
-        cv=3,
+        {"estimator__bandwidth": [0.05, 1.0]},
+        cv=KFold(3),
     ).fit(blobs)
-    assert search.best_params_["estimator__bandwidth"] in (0.3, 1.0)
+    for i, bandwidth in enumerate((0.05, 1.0)):
+        for k, (train, test) in enumerate(KFold(3).split(blobs)):
+            kde = KernelDensity(bandwidth=bandwidth).fit(blobs[train])
+            assert search.cv_results_[f"split{k}_test_score"][i] == pytest.approx(
+                kde.score(blobs[test])
+            )
+    assert search.best_params_ == {"estimator__bandwidth": 1.0}
     search = GridSearchCV(
         MemorizationScorer(GaussianMixture(2), cv=3, random_state=0),
-        {"estimator__reg_covar": [1e-6, 1e-1]},
-        cv=3,
+        {"estimator__reg_covar": [1e-6, 10.0]},
+        cv=KFold(3, shuffle=True, random_state=0),
     ).fit(blobs)
-    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    # a huge covariance floor blurs the two blobs: a worse held-out fit
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isfinite(scores).all() and scores[0] > scores[1] + 0.5
 
 
 def test_fit_transform_equals_fit_then_transform(blobs):
@@ -156,10 +290,31 @@ def test_transform_looks_rows_up_in_any_order(blobs):
     np.testing.assert_array_equal(
         mem.transform(blobs[order]).ravel(), mem.memorization_scores_[order]
     )
-    # float32 copies and negative zeros are the same rows
+
+
+def test_transform_finds_float32_copies_and_negative_zeros():
+    # values exact in float32, with zeros that a copy may hold as -0.0
+    rng = np.random.RandomState(0)
+    X = np.round(rng.randn(30, 3) * 4) / 4
+    X[::3, 1] = 0.0
+    mem = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=5, random_state=0).fit(X)
+    order = rng.permutation(len(X))[:20]
+    expected = mem.memorization_scores_[order]
+    copy32 = X[order].astype(np.float32)
+    assert copy32.dtype == np.float32
+    np.testing.assert_array_equal(mem.transform(copy32).ravel(), expected)
+    negzero = X[order].copy()
+    negzero[negzero == 0] = -0.0
+    assert np.signbit(negzero[negzero == 0]).all() and (negzero == 0).any()
+    np.testing.assert_array_equal(mem.transform(negzero).ravel(), expected)
+    # also as the whole training set, in training order
+    whole = X.copy()
+    whole[whole == 0] = -0.0
     np.testing.assert_array_equal(
-        mem.transform(blobs[order] * 1.0).ravel(), mem.memorization_scores_[order]
+        mem.transform(whole).ravel(), mem.memorization_scores_
     )
+    with pytest.raises(ValueError, match="not rows of the training data"):
+        mem.transform(X[:2] + 0.125)
 
 
 def test_transform_of_duplicate_training_rows():
@@ -263,13 +418,32 @@ def test_repeated_kfold_standard_error(blobs):
     assert np.isnan(single.memorization_interval_).all()
 
 
-def test_shufflesplit_rows_outside_both_parts_count_as_out(blobs):
+@pytest.mark.parametrize("method", ["exact", "refit"])
+def test_shufflesplit_rows_outside_both_parts_count_as_out(blobs, method):
+    # train 50%, test 20%: 30% of the rows are in neither part of a split
     cv = ShuffleSplit(6, train_size=0.5, test_size=0.2, random_state=0)
-    mem = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=cv).fit(blobs)
-    np.testing.assert_array_equal(mem.n_in_ + mem.n_out_, 6)
-    ok = (mem.n_in_ > 0) & (mem.n_out_ > 0)
-    assert np.isfinite(mem.memorization_scores_[ok]).all()
-    assert np.isnan(mem.memorization_scores_[~ok]).all()
+    splits = list(cv.split(blobs))
+    neither = [
+        np.setdiff1d(np.arange(len(blobs)), np.concatenate(s)) for s in splits
+    ]
+    assert all(len(rows) == 12 for rows in neither)
+    mem = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=cv, method=method).fit(
+        blobs
+    )
+    for k, (train, _) in enumerate(splits):
+        np.testing.assert_array_equal(np.flatnonzero(mem.in_mask_[k]), np.sort(train))
+        assert not mem.in_mask_[k, neither[k]].any()
+    loglik, mask, U, V = _by_hand(KernelDensity(bandwidth=0.5), blobs, splits)
+    np.testing.assert_array_equal(mem.in_mask_, mask)
+    np.testing.assert_array_equal(mem.n_in_, mask.sum(0))
+    np.testing.assert_array_equal(mem.n_out_, (~mask).sum(0))
+    assert (mem.n_in_ > 0).all() and (mem.n_out_ > 0).all()
+    np.testing.assert_allclose(mem.loglik_, loglik, atol=1e-8)
+    np.testing.assert_allclose(mem.memorization_scores_, U - V, atol=1e-8)
+    # ShuffleSplit fits do not form rounds: no standard error
+    assert mem.n_repeats_ == 6
+    assert np.isnan(mem.memorization_stderr_).all()
+    assert np.isnan(mem.memorization_interval_).all()
 
 
 def test_samples_without_out_fit_are_nan_and_warned(blobs):
@@ -310,30 +484,64 @@ def test_refit_false(blobs):
 
 
 @pytest.mark.parametrize("n_jobs,backend", [(1, None), (2, "loky"), (2, "threading")])
-def test_same_scores_whatever_n_jobs_and_backend(blobs, n_jobs, backend):
-    gm = GaussianMixture(2, max_iter=20)
-    ref = MemorizationScorer(gm, cv=4, random_state=0).fit(blobs)
+def test_same_scores_whatever_n_jobs_and_backend(
+    overlapping, seeded_gmm, n_jobs, backend
+):
+    # a seed-dependent estimator without its own random_state: only the
+    # seeds drawn in the parent make the runs agree
+    gm = seeded_gmm()
+    X = overlapping
+    ref = MemorizationScorer(gm, cv=4, random_state=0).fit(X)
     context = joblib.parallel_config(backend=backend) if backend else nullcontext()
     with context:
-        mem = MemorizationScorer(gm, cv=4, random_state=0, n_jobs=n_jobs).fit(blobs)
+        mem = MemorizationScorer(gm, cv=4, random_state=0, n_jobs=n_jobs).fit(X)
+    np.testing.assert_array_equal(mem.seeds_, ref.seeds_)
     np.testing.assert_array_equal(mem.loglik_, ref.loglik_)
     np.testing.assert_array_equal(mem.memorization_scores_, ref.memorization_scores_)
+    np.testing.assert_array_equal(mem.full_loglik_, ref.full_loglik_)
 
 
-def test_threads_are_limited_inside_fits_and_restored(blobs):
-    from threadpoolctl import threadpool_info
+def _fit_in_worker_from_two_threads(X):
+    """Run in a loky worker: raise BLAS and torch to 2 threads, then fit.
+
+    Returns the (BLAS, torch) thread counts seen by every fit (the split fits
+    and the refit), and those before and after the scorer's fit.
+    """
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def counts():
+        blas = max((p["num_threads"] for p in threadpool_info()), default=0)
+        return blas, torch.get_num_threads()
 
     seen = []
 
     class Probe(GaussianMixture):
         def fit(self, X, y=None):
-            seen.append(max((p["num_threads"] for p in threadpool_info()), default=1))
+            seen.append(counts())
             return super().fit(X)
 
-    before = [p["num_threads"] for p in threadpool_info()]
-    MemorizationScorer(Probe(1), cv=3, random_state=0).fit(blobs)
-    assert seen and max(seen) == 1
-    assert [p["num_threads"] for p in threadpool_info()] == before
+    threadpool_limits(limits=2)
+    torch.set_num_threads(2)
+    before = counts()
+    MemorizationScorer(Probe(1), cv=3, random_state=0).fit(X)
+    return before, seen, counts()
+
+
+def test_threads_are_limited_inside_fits_and_restored(blobs):
+    pytest.importorskip("torch")
+    # conftest pins every process to one thread; the worker raises its own
+    # limits first, so a fit that is not limited sees 2 threads
+    with joblib.parallel_config(backend="loky"):
+        ((before, seen, after),) = joblib.Parallel(n_jobs=2)(
+            [joblib.delayed(_fit_in_worker_from_two_threads)(blobs)]
+        )
+    assert before == (2, 2)
+    assert seen == [(1, 1)] * 4  # three split fits and the refit
+    assert after == (2, 2)  # restored
+
+
+def test_inner_thread_limit_follows_parallel_config():
     from sklearn_mem._folds import inner_thread_limit
 
     assert inner_thread_limit() == 1
@@ -371,6 +579,58 @@ def test_memory_caches_fits_and_allows_reaggregation(tmp_path, blobs):
         Counting(2), cv=4, random_state=0, memory=mem_obj, refit=False
     ).fit(blobs)
     assert len(calls) == 8
+
+
+def test_cache_key_includes_the_seed(tmp_path, overlapping, seeded_gmm):
+    # same estimator, data and splits, other seeds: nothing may come from
+    # the cache, and the scores are those of an uncached run
+    X, gm = overlapping, seeded_gmm()
+    kwargs = dict(cv=KFold(4), refit=False)
+    first = MemorizationScorer(gm, random_state=0, memory=str(tmp_path), **kwargs)
+    first.fit(X)
+    cached = MemorizationScorer(gm, random_state=1, memory=str(tmp_path), **kwargs)
+    cached.fit(X)
+    plain = MemorizationScorer(gm, random_state=1, **kwargs).fit(X)
+    assert not set(first.seeds_.tolist()) & set(cached.seeds_.tolist())
+    assert cached.n_fits_from_cache_ == 0
+    np.testing.assert_array_equal(cached.loglik_, plain.loglik_)
+    assert np.abs(cached.loglik_ - first.loglik_).max() > 0.05
+
+
+@pytest.mark.parametrize("n_jobs,backend", [(2, "loky"), (2, "threading")])
+def test_cache_does_not_depend_on_n_jobs_or_backend(
+    tmp_path, overlapping, seeded_gmm, n_jobs, backend
+):
+    X, gm = overlapping, seeded_gmm()
+    kwargs = dict(cv=4, random_state=0, memory=str(tmp_path), refit=False)
+    first = MemorizationScorer(gm, n_jobs=1, **kwargs).fit(X)
+    assert first.n_fits_from_cache_ == 0
+    with joblib.parallel_config(backend=backend):
+        again = MemorizationScorer(gm, n_jobs=n_jobs, **kwargs).fit(X)
+    assert again.n_fits_from_cache_ == 4
+    np.testing.assert_array_equal(again.loglik_, first.loglik_)
+    # and the other way round: filled in parallel, read sequentially
+    other = dict(kwargs, random_state=1)
+    with joblib.parallel_config(backend=backend):
+        MemorizationScorer(gm, n_jobs=n_jobs, **other).fit(X)
+    assert MemorizationScorer(gm, n_jobs=1, **other).fit(X).n_fits_from_cache_ == 4
+
+
+def test_only_the_split_fits_are_cached_not_the_refit(tmp_path, overlapping):
+    X = overlapping
+    calls = Counting.calls
+    calls.clear()
+    kwargs = dict(cv=4, random_state=0, memory=str(tmp_path))
+    first = MemorizationScorer(Counting(2), **kwargs).fit(X)
+    assert sorted(calls) == [30, 30, 30, 30, 40]  # four split fits, one refit
+    calls.clear()
+    again = MemorizationScorer(Counting(2), **kwargs).fit(X)
+    assert calls == [40]  # only the refit on all of X runs again
+    assert again.n_fits_from_cache_ == 4
+    np.testing.assert_array_equal(again.full_loglik_, first.full_loglik_)
+    # the cache holds one entry per split fit, none for the refit
+    entries = [p for p in tmp_path.rglob("output.pkl")]
+    assert len(entries) == 4
 
 
 def test_scores_are_positive_on_average_for_a_flexible_model(digits):
