@@ -183,3 +183,130 @@ def test_repeated_training_indices_are_weighted(blobs):
     loglik, _ = kde_loglik(blobs, splits, bandwidth=0.8)
     expected = KernelDensity(bandwidth=0.8).fit(blobs[train]).score_samples(blobs)
     np.testing.assert_allclose(loglik[0], expected, atol=1e-10)
+
+
+# ----------------------------------------------------------------------
+# far-apart terms: sums that must not underflow
+# ----------------------------------------------------------------------
+def _brute_force_kde(X, train, h, kernel="gaussian"):
+    """log p_train(x) for every row of X, from exact pairwise distances."""
+    d = X.shape[1]
+    dist = np.sqrt(((X[:, None, :] - X[None, train, :]) ** 2).sum(-1))
+    if kernel in ("gaussian", "epanechnikov"):
+        dist = dist**2
+    return (
+        logsumexp(log_kernel(dist, h, kernel), axis=1)
+        - math.log(len(train))
+        + log_kernel_norm(h, d, kernel)
+    )
+
+
+def test_leave_one_out_without_the_dominant_self_term():
+    # at h = 0.02 a point's own kernel (log 1) dwarfs its neighbour's
+    # (log k = -1250): the fit that leaves the point out must still see the
+    # neighbour, about -1248 nats, not zero density
+    X = np.array([[0.0], [1.0], [2.5], [4.0]])
+    splits = list(LeaveOneOut().split(X))
+    loglik, _ = kde_loglik(X, splits, bandwidth=0.02)
+    expected = np.array([_brute_force_kde(X, tr, 0.02) for tr, _ in splits])
+    assert np.isfinite(loglik).all()
+    assert loglik[0, 0] == pytest.approx(-1248.1, abs=0.1)
+    np.testing.assert_allclose(loglik, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cv", [KFold(3), KFold(2)], ids=["kfold3", "kfold2"])
+def test_blocks_far_below_the_row_maximum_keep_their_own_shift(cv):
+    # pairs of close points, the pairs 1 apart: at h = 0.02 a query's own
+    # block sums to about 1 while the other blocks are about exp(-1250) and
+    # exp(-5000), far below what one shared shift keeps as a normal float
+    X = np.array([[0.0], [0.01], [1.0], [1.01], [2.0], [2.01]])
+    splits = list(cv.split(X))
+    for kernel in ("gaussian", "exponential"):
+        h = 0.02 if kernel == "gaussian" else 0.0004
+        loglik, full = kde_loglik(X, splits, bandwidth=h, kernel=kernel, full=True)
+        expected = np.array([_brute_force_kde(X, tr, h, kernel) for tr, _ in splits])
+        assert np.isfinite(loglik).all() and (loglik < -1000).any()
+        np.testing.assert_allclose(loglik, expected, rtol=1e-12)
+        np.testing.assert_allclose(
+            full, _brute_force_kde(X, np.arange(len(X)), h, kernel), rtol=1e-12
+        )
+
+
+# ----------------------------------------------------------------------
+# memory: chunks of query rows, never an n x n matrix
+# ----------------------------------------------------------------------
+def _peak_bytes(func):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        func()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "tophat"])
+def test_memory_grows_with_the_chunk_not_n_squared(kernel):
+    n = 4000
+    X = np.random.RandomState(0).randn(n, 3)
+    splits = list(KFold(5).split(X))
+    output = 2 * len(splits) * n * 8  # loglik and its per-chunk pieces
+    peaks = {}
+    for chunk in (32, 128):
+        peaks[chunk] = _peak_bytes(
+            lambda chunk=chunk: kde_loglik(
+                X, splits, bandwidth=0.5, kernel=kernel, chunk_size=chunk
+            )
+        )
+        # a few (chunk, n) float64 work arrays, nothing of size n x n
+        assert peaks[chunk] < 5 * chunk * n * 8 + output + 2**20
+        assert peaks[chunk] < n * n * 8 / 10
+    assert peaks[128] > 2 * peaks[32]  # it is the chunk that costs memory
+
+
+def test_default_chunk_follows_working_memory():
+    import sklearn
+
+    n = 4000
+    X = np.random.RandomState(0).randn(n, 3)
+    splits = list(KFold(5).split(X))
+    with sklearn.config_context(working_memory=4):  # MiB
+        peak = _peak_bytes(lambda: kde_loglik(X, splits, bandwidth=0.5))
+    assert peak < 4 * 2**20 + 2 * len(splits) * n * 8 + 2**20
+
+
+# ----------------------------------------------------------------------
+# the cosine kernel in even dimensions
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize("d", [2, 4, 6, 8])
+def test_cosine_in_even_dimensions(d):
+    from sklearn.neighbors._kd_tree import kernel_norm
+
+    # scikit-learn's constant: wrong (d = 2, 6) or NaN (d = 4, 8) ...
+    theirs = kernel_norm(1.0, d, "cosine", return_log=True)
+    ours = log_kernel_norm(1.0, d, "cosine")  # both: h-dependence is -d log h
+    assert np.isnan(theirs) if d % 4 == 0 else abs(theirs - ours) > 1.0
+    # ... ours integrates to one (test_kernel_integrates_to_one) and the
+    # closed form matches a brute-force sum with it
+    X = np.random.RandomState(0).randn(30, d)
+    cv, h = KFold(3), 2.0 * math.sqrt(d)  # support wide enough for every pair
+    kde = KernelDensity(kernel="cosine", bandwidth=h)
+    exact = MemorizationScorer(kde, cv=cv).fit(X)
+    assert exact.method_ == "exact" and np.isfinite(exact.loglik_).all()
+    expected = [_brute_force_kde(X, tr, h, "cosine") for tr, _ in cv.split(X)]
+    np.testing.assert_allclose(exact.loglik_, expected, rtol=1e-12)
+    if d % 4 == 0:
+        # the refit path reports scikit-learn's NaN as an error
+        with pytest.raises(ValueError, match="returned NaN for 30 of 30"):
+            MemorizationScorer(kde, cv=cv, method="refit").fit(X)
+        return
+    # a refit differs by scikit-learn's constant error alone: the
+    # memorization scores, differences of log-likelihoods, are the same
+    refit = MemorizationScorer(kde, cv=cv, method="refit").fit(X)
+    np.testing.assert_allclose(exact.loglik_ - refit.loglik_, ours - theirs, atol=1e-9)
+    np.testing.assert_allclose(
+        exact.memorization_scores_, refit.memorization_scores_, atol=1e-9
+    )
+    if d == 2:
+        assert ours - theirs == pytest.approx(1.0123, abs=1e-4)  # as documented
