@@ -48,6 +48,12 @@ def materialize_splits(cv, X, y=None, **split_params):
                     f"Split {k} of {cv!r} gives a boolean mask as its {name} "
                     "part; splitters must yield integer indices."
                 )
+            if idx.size and idx.dtype.kind not in "iu":
+                raise ValueError(
+                    f"Split {k} of {cv!r} gives {idx.dtype} values as its {name} "
+                    "part; splitters must yield integer indices (they are not "
+                    "rounded or truncated)."
+                )
             if idx.size and (idx.min() < -n or idx.max() >= n):
                 raise ValueError(
                     f"Split {k} of {cv!r} has {name} indices outside "
@@ -152,9 +158,59 @@ def fit_and_score(estimator, X, train, fit_params, seed, n_threads, index):
     if seed is not None:
         set_random_states(estimator, int(seed))
     fit_params = _check_method_params(X, params=fit_params, indices=train)
+    _watch_parent()
     with limit_threads(n_threads):
-        estimator.fit(X[train], **fit_params)
+        try:
+            estimator.fit(X[train], **fit_params)
+        except Exception as exc:
+            _add_note(
+                exc,
+                f"(raised by fit {index}: {_describe(estimator)} fitted on "
+                f"{len(train)} of {X.shape[0]} rows)",
+            )
+            raise
         return score_fitted(estimator, X, index)
+
+
+def _add_note(exc, note):
+    """Attach ``note`` to ``exc`` (shown under its traceback and by the CLI)."""
+    if hasattr(exc, "add_note"):  # Python >= 3.11
+        exc.add_note(note)
+    else:  # pragma: no cover - Python 3.10
+        exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+
+
+_WATCHED_PARENT = None
+
+
+def _watch_parent(interval=2.0):
+    """In a loky worker, exit when the process that started it has died.
+
+    A parent killed with SIGKILL cannot stop its workers; without this they
+    would wait for work until loky's idle timeout. Started once per worker
+    process; does nothing in the main process or under other backends.
+    """
+    global _WATCHED_PARENT
+    import multiprocessing
+    import os
+    import threading
+
+    if _WATCHED_PARENT is not None:
+        return
+    name = multiprocessing.current_process().name
+    if not name.startswith("LokyProcess"):
+        return
+    _WATCHED_PARENT = parent = os.getppid()
+
+    def watch():
+        import time
+
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="sklearn-mem-parent-watch", daemon=True).start()
 
 
 def score_fitted(estimator, X, index):
@@ -197,6 +253,11 @@ def check_loglik(loglik, n_samples, estimator, index):
         raise ValueError(
             f"score_samples of {where} returned shape {loglik.shape}; "
             f"expected ({n_samples},), one log-likelihood per row of X."
+        )
+    if loglik.dtype.kind not in "fiu":
+        raise ValueError(
+            f"score_samples of {where} returned values of dtype {loglik.dtype}; "
+            "expected real numbers (float), one log-likelihood per row of X."
         )
     loglik = loglik.astype(np.float64, copy=False)
     n_nan = int(np.isnan(loglik).sum())
@@ -249,7 +310,16 @@ def fit_batched_and_score(estimator, X, trains, seeds, n_threads, verbose=0):
     clones = [set_random_states(clone(estimator), int(seed)) for seed in seeds]
     bars = StageBars() if verbose > 0 else None
     with bars or nullcontext(), reporting(bars), limit_threads(n_threads):
-        fitted = estimator.fit_folds(clones, X, trains)
+        try:
+            fitted = estimator.fit_folds(clones, X, trains)
+        except Exception as exc:
+            sizes = ", ".join(str(len(t)) for t in trains)
+            _add_note(
+                exc,
+                f"(raised by the batched fit of {len(trains)} splits of "
+                f"{_describe(estimator)}, on {sizes} of {X.shape[0]} rows)",
+            )
+            raise
         if len(fitted) != len(trains):
             raise ValueError(
                 f"{type(estimator).__name__}.fit_folds returned {len(fitted)} "
@@ -289,7 +359,63 @@ def _code_versions(estimator):
     module = sys.modules.get(top)
     if module is not None:
         versions[top] = getattr(module, "__version__", "?")
+    versions["source"] = estimator_source_hash(estimator)
     return versions
+
+
+def estimator_source_hash(estimator):
+    """SHA-256 of the source of every class in the estimator (nested too).
+
+    Part of the cache key, so that editing a user-defined estimator's
+    ``fit`` or ``score_samples`` invalidates its cached fits. Covers the
+    source files of the classes of the estimator and of every estimator
+    among its parameters (a Pipeline's steps, say), with their bases; a
+    class whose source cannot be found (defined in an interactive session
+    without one) contributes its qualified name only.
+    """
+    import hashlib
+
+    objects = [estimator]
+    if hasattr(estimator, "get_params"):
+        objects += [
+            v for v in estimator.get_params(deep=True).values() if hasattr(v, "fit")
+        ]
+    classes = {}
+    for obj in objects:
+        for cls in type(obj).__mro__:
+            if cls.__module__ != "builtins":
+                classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    h = hashlib.sha256()
+    for name in sorted(classes):
+        h.update(name.encode())
+        h.update(_class_source_digest(classes[name]).encode())
+    return h.hexdigest()
+
+
+def _class_source_digest(cls):
+    import hashlib
+    import inspect
+    import os
+
+    try:
+        path = inspect.getsourcefile(cls)
+    except (TypeError, OSError):
+        path = None
+    if path and os.path.isfile(path):
+        stat = os.stat(path)
+        return _file_digest(path, stat.st_mtime_ns, stat.st_size)
+    try:
+        return hashlib.sha256(inspect.getsource(cls).encode()).hexdigest()
+    except (TypeError, OSError):
+        return "no source"
+
+
+@lru_cache(maxsize=256)
+def _file_digest(path, mtime_ns, size):
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
 
 
 def progress(iterable, *, total, enabled, desc="fits"):

@@ -153,6 +153,31 @@ def kde_bandwidth(bandwidth, n_samples, n_features):
     return float(bandwidth)
 
 
+def _check_bandwidths(bandwidths, X):
+    """Refuse bandwidths whose squares (or inverse squares) leave float64."""
+    scale = float(np.abs(X).max()) if X.size else 0.0
+    for h in bandwidths:
+        h = float(h)
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            ok = (
+                np.isfinite(h)
+                and h > 0
+                and np.isfinite(np.float64(h) ** 2)
+                and np.float64(h) ** 2 > 0
+                and np.isfinite(1.0 / np.float64(h) ** 2)
+                and np.isfinite((scale / np.float64(h)) ** 2)
+            )
+        if not ok:
+            raise ValueError(
+                f"bandwidth={h:g} is out of the range the closed form evaluates "
+                "in float64: squared distances over the squared bandwidth must be "
+                f"finite (here |X| reaches {scale:g}; roughly 1e-150 < bandwidth "
+                "< 1e150 and |X| / bandwidth < 1e150). Scikit-learn's own "
+                "KernelDensity gives -inf or constant densities there. Choose a "
+                "bandwidth in that range, or rescale X."
+            )
+
+
 def _lse_rows(a, axis=1):
     """log-sum-exp that keeps all -inf rows at -inf without warnings."""
     m = np.max(a, axis=axis, keepdims=True)
@@ -389,6 +414,7 @@ def kde_loglik(
     rounds, direct, log_counts, n_train = _plan(splits, n)
     bandwidths = np.array([kde_bandwidth(bandwidth, m, d) for m in n_train])
     full_h = kde_bandwidth(bandwidth, n, d) if full else None
+    _check_bandwidths(bandwidths if full_h is None else [*bandwidths, full_h], X)
 
     n_threads = effective_n_jobs(n_jobs)
     if chunk_size is None:

@@ -31,6 +31,7 @@ from sklearn.utils.validation import (
 from ._aggregate import AGGREGATES, aggregate_loglik, repeat_standard_error
 from ._folds import (
     MAX_SEED,
+    _add_note,
     check_loglik,
     draw_seeds,
     inner_thread_limit,
@@ -334,6 +335,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self : object
             The fitted scorer.
         """
+        self._reset_fitted_attributes()
         X = validate_data(self, X, accept_sparse=False, ensure_min_samples=2)
         n_samples = X.shape[0]
         if isinstance(self.cv, Integral) and n_samples < self.cv:
@@ -399,7 +401,11 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 clone(self.estimator), rng.randint(MAX_SEED)
             )
             with limit_threads(inner_thread_limit()):
-                self.estimator_.fit(X, **fit_params)
+                try:
+                    self.estimator_.fit(X, **fit_params)
+                except Exception as exc:
+                    _add_note(exc, "(raised by the refit on all of X, refit=True)")
+                    raise
                 if full_loglik is None:
                     full_loglik = check_loglik(
                         self.estimator_.score_samples(X),
@@ -411,6 +417,12 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self._set_epoch_scores(checkpoints, in_mask)
         self._X_fit = X
         return self
+
+    def _reset_fitted_attributes(self):
+        """Remove what an earlier fit set, so each fit sets every attribute anew."""
+        for name in list(vars(self)):
+            if (name.endswith("_") and not name.startswith("__")) or name == "_X_fit":
+                delattr(self, name)
 
     def _use_fold_batching(self, fit_params):
         has = hasattr(self.estimator, "fit_folds")

@@ -10,7 +10,6 @@ run never leaves a half-written output behind.
 
 import base64
 import csv
-import html
 import io
 import json
 import logging
@@ -126,6 +125,34 @@ def write_scores(path, ids, columns):
     >>> read_scores(path)["memorization"]
     array([0.5, inf])
     """
+    return atomic_write(path, format_scores(ids, columns))
+
+
+#: Columns the report needs.
+REPORT_COLUMNS = ("memorization", "in_loglik", "out_loglik", "n_in", "n_out")
+
+
+def format_scores(ids, columns):
+    """The text of a ``scores.csv`` (see :func:`write_scores`).
+
+    Parameters
+    ----------
+    ids : sequence of str or int, length n_samples
+        The identifier of each sample.
+    columns : dict of str -> array of shape (n_samples,)
+        Score columns by name, among :data:`SCORE_COLUMNS`.
+
+    Returns
+    -------
+    text : str
+
+    Examples
+    --------
+    >>> from sklearn_mem.report import format_scores
+    >>> print(format_scores(["a"], {"memorization": [0.5], "n_in": [3]}), end="")
+    id,memorization,n_in
+    a,0.5,3
+    """
     names = [c for c in SCORE_COLUMNS if c != "id" and c in columns]
     unknown = sorted(set(columns) - set(SCORE_COLUMNS))
     if unknown:
@@ -147,16 +174,18 @@ def write_scores(path, ids, columns):
             else:
                 row.append(_format_float(arr[i]))
         writer.writerow(row)
-    return atomic_write(path, buf.getvalue())
+    return buf.getvalue()
 
 
-def read_scores(path):
+def read_scores(path, required=()):
     """Read a ``scores.csv`` written by :func:`write_scores`.
 
     Parameters
     ----------
     path : str or path-like
         The CSV file.
+    required : sequence of str, default=()
+        Columns that must be present.
 
     Returns
     -------
@@ -173,16 +202,72 @@ def read_scores(path):
     >>> sorted(read_scores(path))
     ['id', 'memorization', 'n_in']
     """
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
+    with open(path, encoding="utf-8", newline="") as fh:
+        text = fh.read()
+    return parse_scores(text, required=required, name=str(path))
+
+
+def parse_scores(text, *, required=(), name="scores.csv"):
+    """Parse the text of a ``scores.csv``; a ValueError says what is wrong.
+
+    Parameters
+    ----------
+    text : str
+        The file's content.
+    required : sequence of str, default=()
+        Columns that must be present.
+    name : str, default="scores.csv"
+        The file's name, for messages.
+
+    Returns
+    -------
+    scores : dict
+        As :func:`read_scores`.
+
+    Examples
+    --------
+    >>> from sklearn_mem.report import parse_scores
+    >>> parse_scores("id,memorization\\na,0.5\\n")["memorization"]
+    array([0.5])
+    """
+    path = name
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
         header = next(reader, None)
         rows = list(reader)
+    except csv.Error as exc:
+        raise ValueError(f"{path} is not a scores file: {exc}.") from None
     if not header or header[0] != "id":
         raise ValueError(f"{path} is not a scores file: its first column is not 'id'.")
+    unknown = [name for name in header[1:] if name not in SCORE_COLUMNS]
+    if unknown or len(set(header)) != len(header):
+        raise ValueError(
+            f"{path} has unexpected or repeated columns {unknown or header}; "
+            f"expected some of {', '.join(SCORE_COLUMNS)}."
+        )
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise ValueError(
+            f"{path} lacks the column(s) {', '.join(missing)} (renamed or "
+            "removed?); rerun the study to write it again."
+        )
+    for line, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise ValueError(
+                f"{path}, line {line}: {len(row)} fields, but the header has "
+                f"{len(header)} (a truncated or edited file?); rerun the study "
+                "to write it again."
+            )
     out = {"id": [r[0] for r in rows]}
     for j, name in enumerate(header[1:], start=1):
         dtype = np.int64 if name in _INT_COLUMNS else np.float64
-        out[name] = np.array([r[j] for r in rows], dtype=np.float64).astype(dtype)
+        try:
+            values = np.array([r[j] for r in rows], dtype=np.float64)
+        except ValueError as exc:
+            raise ValueError(
+                f"{path}, column {name!r}: {exc}; rerun the study to write it again."
+            ) from None
+        out[name] = values.astype(dtype)
     return out
 
 
@@ -353,23 +438,103 @@ img.thumb { width: 32px; height: 32px; image-rendering: pixelated; }
 
 
 def _fmt(value, digits=3):
+    """A number for the page: fixed digits; None, strings and non-finite as text."""
     if value is None:
         return "n/a"
     if isinstance(value, str):
-        return html.escape(value)
-    value = float(value)
+        return value
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
     if not math.isfinite(value):
         return repr(value)
     return f"{value:.{digits}f}"
 
 
-def _kv_table(pairs):
-    rows = "".join(
-        f'<tr><th class="l">{html.escape(str(k))}</th>'
-        f'<td class="l">{html.escape(str(v))}</td></tr>'
-        for k, v in pairs
+def _template():
+    try:
+        import jinja2
+    except ImportError as exc:  # pragma: no cover - jinja2 comes with the cli extra
+        raise ImportError(
+            "the report needs Jinja2: pip install 'sklearn_mem[cli]'"
+        ) from exc
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("sklearn_mem", "templates"),
+        autoescape=True,  # every value from a file is data, never markup
+        undefined=jinja2.StrictUndefined,
     )
-    return f"<table>{rows}</table>"
+    return env.get_template("report.html.j2")
+
+
+def render_files(summary, scores, *, X=None, image_shape=None, n_top=20, quantile=0.95):
+    """The figures and the HTML page of a run, as file contents.
+
+    Parameters
+    ----------
+    summary : dict
+        The run's summary (as in ``summary.json``).
+    scores : dict
+        The per-sample scores, as :func:`read_scores` returns them.
+    X : ndarray of shape (n_samples, n_features) or None, default=None
+        The data, for the image grid and thumbnails (with ``image_shape``).
+    image_shape : tuple of int or None, default=None
+        Shape of one image.
+    n_top : int, default=20
+        Rows of the table of most memorized samples.
+    quantile : float, default=0.95
+        Quantile of M marked on the histogram.
+
+    Returns
+    -------
+    files : dict of str -> bytes
+        ``histogram.png``, ``memorization_vs_loglik.png``, and where they
+        apply ``memorization_vs_ratio.png`` and ``memorized_samples.png``;
+        ``report.html`` (figures embedded as data URIs). The page is
+        rendered from a template with autoescaping: every value read from
+        a file is shown as text, never interpreted as markup.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mem.report import render_files
+    >>> M = np.random.RandomState(0).normal(size=30)
+    >>> scores = {"id": [str(i) for i in range(30)], "memorization": M,
+    ...           "in_loglik": M, "out_loglik": 0 * M,
+    ...           "n_in": np.full(30, 2), "n_out": np.ones(30, int)}
+    >>> files = render_files({"settings": {"model": "<b>kde</b>"}}, scores)
+    >>> b"&lt;b&gt;kde&lt;/b&gt;" in files["report.html"]
+    True
+    """
+    M = np.asarray(scores["memorization"], dtype=np.float64)
+    ids = scores["id"]
+    if X is not None and len(X) != len(ids):
+        raise ValueError(
+            f"X has {len(X)} rows but the scores have {len(ids)}: pass the data "
+            "of this run."
+        )
+    images = X is not None and image_shape is not None
+    figures = {}
+    png, q_value = _histogram(M, quantile)
+    figures[HISTOGRAM_FILE] = png
+    figures[SCATTER_FILE] = _loglik_scatter(M, scores["in_loglik"])
+    if "rho" in scores:
+        # rho is defined for the training rows of one split only
+        defined = ~np.isnan(scores["rho"])
+        figures[RATIO_FILE] = _ratio_scatter(M[defined], scores["rho"][defined])
+    if images:
+        figures[SAMPLES_FILE] = _samples_grid(M, X, image_shape)
+    page = _html_page(
+        summary,
+        scores,
+        figures,
+        q_value,
+        quantile,
+        n_top,
+        X if images else None,
+        image_shape,
+    )
+    return {**figures, REPORT_FILE: page.encode("utf-8")}
 
 
 def render_report(run_dir, *, X=None, image_shape=None, n_top=20, quantile=0.95):
@@ -380,12 +545,13 @@ def render_report(run_dir, *, X=None, image_shape=None, n_top=20, quantile=0.95)
     ``memorization_vs_loglik.png``, ``memorized_samples.png`` (image data
     only) and a one-page ``report.html`` with the figures embedded as
     base64 data URIs, so the page opens in a browser without a server and
-    survives being moved.
+    survives being moved. (The ``sklearn-mem`` command writes the same
+    files as one output set with :func:`render_files`.)
 
     Parameters
     ----------
     run_dir : str or path-like
-        Folder of a run holding ``scores.csv`` and ``summary.json``.
+        Folder holding ``scores.csv`` and ``summary.json``.
     X : ndarray of shape (n_samples, n_features) or None, default=None
         The data the scores belong to, in the order of ``scores.csv``;
         needed for the image grid and thumbnails. None leaves them out.
@@ -411,61 +577,91 @@ def render_report(run_dir, *, X=None, image_shape=None, n_top=20, quantile=0.95)
     >>> M = np.random.RandomState(0).normal(size=50)
     >>> _ = write_scores(run / "scores.csv", list(range(50)),
     ...                  {"in_loglik": M, "out_loglik": np.zeros(50),
-    ...                   "memorization": M})
+    ...                   "memorization": M, "n_in": np.full(50, 2),
+    ...                   "n_out": np.ones(50, int)})
     >>> _ = (run / "summary.json").write_text(json.dumps({"settings": {}}))
     >>> render_report(run).name  # doctest: +SKIP
     'report.html'
     """
     run_dir = Path(run_dir)
     scores = read_scores(run_dir / SCORES_FILE)
-    with open(run_dir / SUMMARY_FILE, encoding="utf-8") as fh:
-        summary = json.load(fh)
-    ids = scores["id"]
-    M = scores["memorization"]
-    if X is not None and len(X) != len(ids):
-        raise ValueError(
-            f"X has {len(X)} rows but {run_dir / SCORES_FILE} has {len(ids)}: "
-            "pass the data of this run."
-        )
-    images = X is not None and image_shape is not None
-
-    figures = {}
-    png, q_value = _histogram(M, quantile)
-    figures[HISTOGRAM_FILE] = png
-    figures[SCATTER_FILE] = _loglik_scatter(M, scores["in_loglik"])
-    if "rho" in scores:
-        # rho is defined for the training rows of one split only
-        defined = ~np.isnan(scores["rho"])
-        figures[RATIO_FILE] = _ratio_scatter(M[defined], scores["rho"][defined])
-    if images:
-        figures[SAMPLES_FILE] = _samples_grid(M, X, image_shape)
-    for name, data in figures.items():
+    summary = read_summary(run_dir / SUMMARY_FILE)
+    files = render_files(
+        summary, scores, X=X, image_shape=image_shape, n_top=n_top, quantile=quantile
+    )
+    for name, data in files.items():
         atomic_write(run_dir / name, data)
     for name in (SAMPLES_FILE, RATIO_FILE):
-        if name not in figures:  # left from an earlier rendering of this run
+        if name not in files:  # left from an earlier rendering of this run
             (run_dir / name).unlink(missing_ok=True)
-
-    page = _html_page(
-        summary,
-        scores,
-        figures,
-        q_value,
-        quantile,
-        n_top,
-        X if images else None,
-        image_shape,
-    )
-    path = atomic_write(run_dir / REPORT_FILE, page)
+    path = run_dir / REPORT_FILE
     logger.info("report written to %s", path)
     return path
 
 
+def parse_summary(text, *, name="summary.json"):
+    """Parse the text of a ``summary.json``: a JSON object, or a ValueError.
+
+    Parameters
+    ----------
+    text : str
+    name : str, default="summary.json"
+        The file's name, for messages.
+
+    Returns
+    -------
+    summary : dict
+
+    Examples
+    --------
+    >>> from sklearn_mem.report import parse_summary
+    >>> parse_summary('{"n_fits": 3}')
+    {'n_fits': 3}
+    """
+    try:
+        summary = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not valid JSON ({exc}).") from None
+    if not isinstance(summary, dict):
+        raise ValueError(f"{name} does not hold a JSON object.")
+    return summary
+
+
+def read_summary(path):
+    """Read a ``summary.json``: a JSON object, or a ValueError saying why not.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    summary : dict
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from sklearn_mem.report import read_summary
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "summary.json"
+    >>> _ = path.write_text('{"n_fits": 3}')
+    >>> read_summary(path)
+    {'n_fits': 3}
+    """
+    with open(path, encoding="utf-8") as fh:
+        return parse_summary(fh.read(), name=str(path))
+
+
 def _html_page(summary, scores, figures, q_value, quantile, n_top, X, image_shape):
+    from markupsafe import Markup
+
     images = X is not None
-    settings = summary.get("settings", {})
-    data = summary.get("data", {})
-    stats = summary.get("scores", {})
-    timings = summary.get("timings", {})
+
+    def section(name):
+        value = summary.get(name)
+        return value if isinstance(value, dict) else {}
+
+    settings, data, stats = section("settings"), section("data"), section("scores")
+    timings, fits, versions = section("timings"), section("fits"), section("versions")
     ids = scores["id"]
     M = scores["memorization"]
 
@@ -482,8 +678,14 @@ def _html_page(summary, scores, figures, q_value, quantile, n_top, X, image_shap
         ("seed", settings.get("seed", "?")),
     ]
     if "fit_s" in timings:
-        config.append(("fitting time", f"{timings['fit_s']:.1f} s"))
-    fits = summary.get("fits", {})
+        config.append(("fitting time, this run", f"{_fmt(timings['fit_s'], 1)} s"))
+    if timings.get("cached_fit_s") and fits.get("from_cache"):
+        config.append(
+            (
+                "fitting time of the cached fits, when computed",
+                f"{_fmt(timings['cached_fit_s'], 1)} s (sum over fits)",
+            )
+        )
     if fits:
         config.append(
             (
@@ -491,14 +693,11 @@ def _html_page(summary, scores, figures, q_value, quantile, n_top, X, image_shap
                 f"{fits.get('computed')} / {fits.get('from_cache')}",
             )
         )
-    versions = summary.get("versions", {})
     if versions:
         config.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
 
-    qs = stats.get("quantiles", {})
-    q_rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in qs.items()
-    )
+    qs = stats.get("quantiles")
+    quantiles = [(k, _fmt(v)) for k, v in (qs.items() if isinstance(qs, dict) else ())]
     notes = []
     for key, what in (
         (
@@ -510,8 +709,7 @@ def _html_page(summary, scores, figures, q_value, quantile, n_top, X, image_shap
         ("n_neginf", "-inf scores: zero density under the 'in' fits only"),
     ):
         if stats.get(key):
-            notes.append(f"<li>{stats[key]} {html.escape(what)}</li>")
-    notes_html = f"<ul>{''.join(notes)}</ul>" if notes else ""
+            notes.append((stats[key], what))
 
     has_stderr = "stderr" in scores
     has_rho = "rho" in scores
@@ -529,10 +727,10 @@ def _html_page(summary, scores, figures, q_value, quantile, n_top, X, image_shap
         finite_X = X[np.isfinite(X)]
         vmin, vmax = float(finite_X.min()), float(finite_X.max())
     for rank, i in enumerate(top_indices(M, n_top), start=1):
-        cells = [str(rank), html.escape(str(ids[i]))]
+        cells = [str(rank), str(ids[i])]
         if images:
             thumb = _thumbnail_png(X[i].reshape(image_shape), vmin, vmax)
-            cells.append(f'<img class="thumb" src="{_data_uri(thumb)}" alt="">')
+            cells.append({"image": _data_uri(thumb)})
         cells += [
             _fmt(M[i]),
             _fmt(scores["in_loglik"][i]),
@@ -544,65 +742,38 @@ def _html_page(summary, scores, figures, q_value, quantile, n_top, X, image_shap
         if has_rho:
             rho = scores["rho"][i]  # NaN: not a training row of the rho split
             cells.append("n/a" if np.isnan(rho) else _fmt(rho))
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    table = (
-        "<table><tr>"
-        + "".join(f"<th>{h}</th>" for h in head)
-        + "</tr>"
-        + "".join(rows)
-        + "</table>"
-    )
+        rows.append(cells)
 
-    def img(name, alt):
-        if name not in figures:
-            return ""
-        return f'<img class="fig" src="{_data_uri(figures[name])}" alt="{alt}">'
-
-    grid = ""
-    if SAMPLES_FILE in figures:
-        grid = "<h2>Most, median and least memorized samples</h2>" + img(
-            SAMPLES_FILE, "image grid of memorized samples"
-        )
-    ratio = ""
-    if RATIO_FILE in figures:
-        ratio = (
-            "<h2>Memorization against the nearest-neighbour ratio</h2>"
-            '<p class="note">rho = distance to the nearest held-out real sample / '
-            "distance to the nearest model sample, for the training rows of "
-            f"{html.escape(str(summary.get('rho', {}).get('split', 'one split')))}."
-            "</p>" + img(RATIO_FILE, "memorization against nearest-neighbour ratio")
-        )
-    title = (
-        f"Memorization study: {data.get('name', 'data')}, {settings.get('model', '')}"
+    rho_info = summary.get("rho")
+    rho_split = (
+        rho_info.get("split", "one split")
+        if isinstance(rho_info, dict)
+        else ("one split")
     )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{html.escape(title)}</title><style>{_CSS}</style></head>
-<body>
-<h1>{html.escape(title)}</h1>
-<p class="note">Memorization score M<sub>i</sub> = log P(x<sub>i</sub> | D)
-&minus; log P(x<sub>i</sub> | D \\ x<sub>i</sub>) in nats (van den Burg &amp;
-Williams, NeurIPS 2021), estimated by cross-validation: U = "in"
-log-likelihood (fits trained on x<sub>i</sub>), V = "out" log-likelihood.
-A high M means the model assigns x<sub>i</sub> much more probability when it
-has seen it.</p>
-<div class="row">
-<div><h2>Settings</h2>{_kv_table(config)}</div>
-<div><h2>Quantiles of M</h2><table>{q_rows}</table>
-<p>{stats.get("n_finite", "?")} finite of {stats.get("n_samples", len(ids))}
-scores.</p>{notes_html}</div>
-</div>
-<h2>Distribution of M</h2>
-<p class="note">Marked on the histogram: the {quantile:g} quantile,
-{_fmt(q_value)} nats.</p>
-{img(HISTOGRAM_FILE, "histogram of memorization scores")}
-{grid}
-<h2>Most memorized samples</h2>
-{table}
-<h2>Memorization against in-sample log-likelihood</h2>
-{img(SCATTER_FILE, "memorization against in log-likelihood")}
-{ratio}
-<p class="note">Files: scores.csv (one row per sample), summary.json,
-the PNG figures next to this page.</p>
-</body></html>
-"""
+    keys = {
+        HISTOGRAM_FILE: "histogram",
+        SAMPLES_FILE: "samples",
+        SCATTER_FILE: "scatter",
+        RATIO_FILE: "ratio",
+    }
+    return _template().render(
+        title=(
+            f"Memorization study: {data.get('name', 'data')}, "
+            f"{settings.get('model', '')}"
+        ),
+        css=Markup(_CSS),
+        config=config,
+        quantiles=quantiles,
+        n_finite=stats.get("n_finite", "?"),
+        n_samples=stats.get("n_samples", len(ids)),
+        notes=notes,
+        quantile=f"{quantile:g}",
+        quantile_value=_fmt(q_value),
+        figures={
+            key: _data_uri(figures[name]) if name in figures else None
+            for name, key in keys.items()
+        },
+        head=head,
+        rows=rows,
+        rho_split=rho_split,
+    )

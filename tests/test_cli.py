@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sklearn_mem import cli, report
+from sklearn_mem import _models_table, cli, report
 from sklearn_mem.cli import build_parser, load_data, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,10 +23,10 @@ def _files(folder):
 
 
 def _cache_entries(run_dir):
-    """{entry folder: mtime_ns of its output.pkl} of the cached fits."""
+    """{entry folder: mtime_ns of its entry.json} of the cached fits."""
     return {
         p.parent: p.stat().st_mtime_ns
-        for p in (Path(run_dir) / "cache").rglob("output.pkl")
+        for p in (Path(run_dir) / "cache").rglob("entry.json")
         if "_cached_fit_and_score" in p.parts
     }
 
@@ -267,7 +267,7 @@ def test_rho_and_report_rerender(small_npy, tmp_path, capsys):
 
 
 def test_default_model_without_torch(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(cli, "_torch_available", lambda: False)
+    monkeypatch.setattr(_models_table, "_torch_available", lambda: False)
     assert cli.default_model()[0] == "gmm"
     out = tmp_path / "run"
     # no command means "run"
