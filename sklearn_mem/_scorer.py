@@ -153,9 +153,18 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
     memory : str or object with the joblib.Memory interface, default=None
         Cache of the per-fit log-likelihood rows, keyed by the estimator's
-        parameters, the data, the split and the seed: an interrupted run
-        resumes with the missing fits only, and a finished one can be
-        re-aggregated (e.g. another ``aggregate``) without refitting.
+        parameters, the source code of its classes (nested estimators
+        included), the data, the split, the seed and the versions of
+        sklearn_mem, scikit-learn and the estimator's package: an
+        interrupted run resumes with the missing fits only, and a finished
+        one can be re-aggregated (e.g. another ``aggregate``) without
+        refitting. Only the per-split fits are cached, not the refit on all
+        of ``X``. A path or ``joblib.Memory`` stores pickles, and loading a
+        pickle can run code: as with scikit-learn's ``Pipeline(memory=)``,
+        use a location only you write to. :class:`sklearn_mem.cli.FitStore`
+        has the same interface but stores plain arrays with checksums and
+        never unpickles; the ``sklearn-mem`` command uses it for the cache
+        of its run folders, which get shared.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffled KFold of an int ``cv`` and one seed per fit, drawn

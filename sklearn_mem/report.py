@@ -20,6 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "atomic_write",
+    "format_scores",
+    "parse_scores",
+    "parse_summary",
+    "read_scores",
+    "read_summary",
+    "render_files",
+    "render_report",
+    "summarize_scores",
+    "top_indices",
+    "write_scores",
+]
+
 logger = logging.getLogger("sklearn_mem")
 
 SCORES_FILE = "scores.csv"

@@ -30,6 +30,8 @@ PUBLIC_MODULES = {
     "sklearn_mem.metrics": "sklearn_mem/metrics.py",
     "sklearn_mem.plotting": "sklearn_mem/plotting.py",
     "sklearn_mem.models": "sklearn_mem/models/__init__.py",
+    "sklearn_mem.cli": "sklearn_mem/cli.py",
+    "sklearn_mem.report": "sklearn_mem/report.py",
 }
 
 # optional dependencies of each example: skipped here when they are missing
