@@ -170,28 +170,34 @@ def test_checkpoints_equal_sequential(binary):
         np.testing.assert_allclose(lb, ls, rtol=1e-4)
 
 
-def test_memorization_scorer_batched_matches_per_split(binary):
-    est = small_vae(max_epochs=40, hidden_dims=(32,), n_importance_samples=32)
-    batched = MemorizationScorer(est, cv=5, random_state=0, refit=False).fit(binary)
+def _batched_and_per_split(est, X):
+    batched = MemorizationScorer(est, cv=5, random_state=0, refit=False).fit(X)
     single = MemorizationScorer(
         est, cv=5, random_state=0, refit=False, fold_batching=False
-    ).fit(binary)
+    ).fit(X)
     assert batched.method_ == "batched" and single.method_ == "refit"
     np.testing.assert_array_equal(batched.seeds_, single.seeds_)
-    np.testing.assert_allclose(batched.loglik_, single.loglik_, rtol=1e-3)
-    corr = np.corrcoef(batched.memorization_scores_, single.memorization_scores_)
-    assert corr[0, 1] > 0.99
+    return batched, single
+
+
+def test_memorization_scorer_batched_matches_per_split(binary):
+    est = small_vae(max_epochs=40, hidden_dims=(32,), n_importance_samples=32)
+    batched, single = _batched_and_per_split(est, binary)
+    # measured: log-likelihoods 3.1e-8 relative, M 1.6e-7 nats apart (M spans
+    # about 1 nat): float32 rounding of the batched matmuls, nothing more
+    np.testing.assert_allclose(batched.loglik_, single.loglik_, rtol=2e-7)
+    np.testing.assert_allclose(
+        batched.memorization_scores_, single.memorization_scores_, rtol=0, atol=1e-6
+    )
 
 
 def test_flow_memorization_batched_matches_per_split(gauss):
-    est = small_flow(max_epochs=30)
-    batched = MemorizationScorer(est, cv=5, random_state=0, refit=False).fit(gauss)
-    single = MemorizationScorer(
-        est, cv=5, random_state=0, refit=False, fold_batching=False
-    ).fit(gauss)
-    assert batched.method_ == "batched"
-    corr = np.corrcoef(batched.memorization_scores_, single.memorization_scores_)
-    assert corr[0, 1] > 0.99
+    batched, single = _batched_and_per_split(small_flow(max_epochs=30), gauss)
+    # measured: log-likelihoods 1.0e-7 relative, M 6.1e-7 nats apart
+    np.testing.assert_allclose(batched.loglik_, single.loglik_, rtol=5e-7)
+    np.testing.assert_allclose(
+        batched.memorization_scores_, single.memorization_scores_, rtol=0, atol=3e-6
+    )
 
 
 # ----------------------------------------------------------------------
