@@ -1,8 +1,8 @@
 """Tests for sklearn_mem.metrics, against direct computations.
 
 The metrics only read fitted attributes, so most tests use a small stand-in
-with ``loglik_``, ``in_mask_`` and ``memorization_scores_``; the tests marked
-``needs_real`` run the same checks on a fitted MemorizationScorer.
+with ``loglik_``, ``in_mask_`` and ``memorization_scores_``; the last tests
+run the same checks on a fitted MemorizationScorer.
 """
 
 import warnings
@@ -18,23 +18,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_mem import MemorizationWarning
+from sklearn_mem import MemorizationScorer, MemorizationWarning
 from sklearn_mem._aggregate import aggregate_loglik
 from sklearn_mem.metrics import (
     heldout_loglik_scorer,
     make_memorization_scorer,
     membership_auc,
-)
-
-try:
-    from sklearn_mem import MemorizationScorer
-
-    HAVE_REAL = hasattr(MemorizationScorer, "fit")
-except ImportError:  # pragma: no cover - the core is written in parallel
-    MemorizationScorer, HAVE_REAL = None, False
-
-needs_real = pytest.mark.skipif(
-    not HAVE_REAL, reason="sklearn_mem.MemorizationScorer is not available yet"
 )
 
 
@@ -326,7 +315,6 @@ def fitted_real():
         return MemorizationScorer(KernelDensity(bandwidth=0.3), cv=5).fit(X), X
 
 
-@needs_real
 def test_real_membership_auc(fitted_real):
     mem, _ = fitted_real
     auc = membership_auc(mem)
@@ -336,7 +324,6 @@ def test_real_membership_auc(fitted_real):
     assert res.auc == auc
 
 
-@needs_real
 def test_real_memorization_scorer(fitted_real):
     mem, X = fitted_real
     M = mem.memorization_scores_
@@ -348,7 +335,6 @@ def test_real_memorization_scorer(fitted_real):
     ) == pytest.approx(-np.mean(M > 1.0))
 
 
-@needs_real
 def test_real_multimetric_search():
     X = np.random.RandomState(0).normal(size=(30, 2))
     with warnings.catch_warnings():

@@ -487,9 +487,9 @@ def _iwae_by_hand(vae, X, S, rounded, likelihood="bernoulli"):
 
 @pytest.mark.parametrize("likelihood", ["gaussian", "gaussian_scalar"])
 def test_gaussian_vae_iwae_matches_float64_reference(likelihood, gauss):
-    vae = small_vae(
-        likelihood=likelihood, max_epochs=20, n_importance_samples=32
-    ).fit(gauss)
+    vae = small_vae(likelihood=likelihood, max_epochs=20, n_importance_samples=32).fit(
+        gauss
+    )
     noise = vae.module_.likelihood.noise
     assert noise.raw_std.shape == ((3,) if likelihood == "gaussian" else (1,))
     # the variance was learned: away from its initial std of 1

@@ -169,6 +169,42 @@ def test_distance_to_closest_record_matches_brute_force(three_sets):
     assert res.prob_generated_closer == pytest.approx(closer / (gen.size * held.size))
 
 
+@pytest.mark.parametrize(
+    "feature_map",
+    ["unfitted", "fitted", "callable"],
+)
+def test_distance_to_closest_record_feature_map_matches_brute_force(
+    three_sets, feature_map
+):
+    X_train, X_heldout, X_generated = three_sets
+    if feature_map == "unfitted":
+        fmap = PCA(n_components=2)
+        # fitted on the training rows alone
+        Z = [PCA(n_components=2).fit(X_train).transform(X) for X in three_sets]
+    elif feature_map == "fitted":
+        other = np.random.RandomState(1).normal(size=(50, 4)) * [1, 5, 1, 3]
+        fmap = PCA(n_components=2).fit(other)
+        Z = [fmap.transform(X) for X in three_sets]
+    else:
+        W = np.random.RandomState(2).normal(size=(4, 3))
+
+        def fmap(X):
+            return np.tanh(X @ W)
+
+        Z = [np.tanh(X @ W) for X in three_sets]
+    res = distance_to_closest_record(
+        X_train, X_generated, X_heldout, feature_map=fmap, chunk_size=5
+    )
+    gen = _brute_min_dist(Z[2], Z[0])
+    held = _brute_min_dist(Z[1], Z[0])
+    np.testing.assert_allclose(res.generated_dcr, gen, rtol=1e-10)
+    np.testing.assert_allclose(res.heldout_dcr, held, rtol=1e-10)
+    # and not the distances of the raw features
+    assert not np.allclose(res.generated_dcr, _brute_min_dist(X_generated, X_train))
+    closer = sum((g < h) + 0.5 * (g == h) for g in gen for h in held)
+    assert res.prob_generated_closer == pytest.approx(closer / (gen.size * held.size))
+
+
 def test_distance_to_closest_record_ties_count_half():
     X_train = np.array([[0.0]])
     res = distance_to_closest_record(
@@ -301,6 +337,27 @@ def test_data_copying_test_feature_map_and_reproducibility():
     b = data_copying_test(X_train, X_test, X_gen, feature_map=PCA(2), **kw)
     assert a.statistic == b.statistic
     assert a.kmeans.cluster_centers_.shape == (3, 2)
+    # the test runs on the features: cells and distances of PCA(2) of the
+    # data, with the PCA fitted on the training rows
+    pca = PCA(2).fit(X_train)
+    Z_train, Z_test, Z_gen = (pca.transform(X) for X in (X_train, X_test, X_gen))
+    c_train = a.kmeans.labels_
+    c_test, c_gen = a.kmeans.predict(Z_test), a.kmeans.predict(Z_gen)
+    z = np.full(3, np.nan)
+    for cell in range(3):
+        T = Z_train[c_train == cell]
+        d_test = _brute_min_dist(Z_test[c_test == cell], T)
+        d_gen = _brute_min_dist(Z_gen[c_gen == cell], T)
+        m, n = d_gen.size, d_test.size
+        u = sum((g > t) + 0.5 * (g == t) for g in d_gen for t in d_test)
+        z[cell] = (u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12)
+    np.testing.assert_allclose(a.z_scores, z)
+    np.testing.assert_array_equal(a.n_train, np.bincount(c_train, minlength=3))
+    # the cells are k-means cells of the training features
+    for cell in range(3):
+        np.testing.assert_allclose(
+            a.kmeans.cluster_centers_[cell], Z_train[c_train == cell].mean(0), atol=1e-8
+        )
 
 
 def test_data_copying_test_errors():

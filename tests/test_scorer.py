@@ -423,9 +423,7 @@ def test_shufflesplit_rows_outside_both_parts_count_as_out(blobs, method):
     # train 50%, test 20%: 30% of the rows are in neither part of a split
     cv = ShuffleSplit(6, train_size=0.5, test_size=0.2, random_state=0)
     splits = list(cv.split(blobs))
-    neither = [
-        np.setdiff1d(np.arange(len(blobs)), np.concatenate(s)) for s in splits
-    ]
+    neither = [np.setdiff1d(np.arange(len(blobs)), np.concatenate(s)) for s in splits]
     assert all(len(rows) == 12 for rows in neither)
     mem = MemorizationScorer(KernelDensity(bandwidth=0.5), cv=cv, method=method).fit(
         blobs
