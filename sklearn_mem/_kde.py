@@ -153,7 +153,7 @@ def kde_bandwidth(bandwidth, n_samples, n_features):
     return float(bandwidth)
 
 
-def _check_bandwidths(bandwidths, X):
+def check_bandwidths(bandwidths, X):
     """Refuse bandwidths whose squares (or inverse squares) leave float64."""
     scale = float(np.abs(X).max()) if X.size else 0.0
     for h in bandwidths:
@@ -414,7 +414,7 @@ def kde_loglik(
     rounds, direct, log_counts, n_train = _plan(splits, n)
     bandwidths = np.array([kde_bandwidth(bandwidth, m, d) for m in n_train])
     full_h = kde_bandwidth(bandwidth, n, d) if full else None
-    _check_bandwidths(bandwidths if full_h is None else [*bandwidths, full_h], X)
+    check_bandwidths(bandwidths if full_h is None else [*bandwidths, full_h], X)
 
     n_threads = effective_n_jobs(n_jobs)
     if chunk_size is None:

@@ -155,6 +155,12 @@ def build_estimator(model, options, X, image_shape=None):
     if model == "kde":
         from sklearn.neighbors import KernelDensity
 
+        from ._kde import check_bandwidths
+
+        try:  # the closed form's float64 range, checked before any folder exists
+            check_bandwidths([params["bandwidth"]], X)
+        except ValueError as exc:
+            raise CLIError(f"--bandwidth {params['bandwidth']:g}: {exc}") from None
         est = KernelDensity(bandwidth=params["bandwidth"], kernel=params["kernel"])
     elif model == "gmm":
         from sklearn.mixture import GaussianMixture

@@ -404,9 +404,7 @@ _OUTPUT_NAMES = ("scores.csv", "summary.json", "report.html", "histogram.png")
 @pytest.mark.parametrize("step", _rundir.PUBLISH_STEPS)
 def test_kill_at_each_step_of_the_output_phase(data, tmp_path, step):
     out = tmp_path / "run"
-    proc = _start(_gmm(data, out))
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert main(_gmm(data, out)) == 0
     old = _tree(out / ".sklearn-mem" / "current")
     proc = _start(
         _gmm(data, out, "--aggregate", "mean"), env={_rundir.KILL_AT_ENV: step}
@@ -422,9 +420,7 @@ def test_kill_at_each_step_of_the_output_phase(data, tmp_path, step):
     if not switched:
         assert _tree(out / ".sklearn-mem" / "current") == old
     # the next command tidies what the killed one left, and finishes the job
-    proc = _start(_gmm(data, out, "--aggregate", "mean"))
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert main(_gmm(data, out, "--aggregate", "mean")) == 0
     assert _consistent_set(out) == "mean"
     assert _no_temporaries(out)
     sets = list((out / ".sklearn-mem" / "sets").iterdir())
@@ -681,7 +677,7 @@ def test_workers_exit_after_the_parent_is_killed(tmp_path, digits):
     "make, message",
     [
         (lambda p: p.write_bytes(b""), "npy"),
-        (lambda p: np.save(p, np.full((40, 3), 1e308)), "rescale"),
+        (lambda p: np.save(p, np.full((40, 3), 1e308)), "Rescale the data"),
     ],
 )
 def test_bad_data_files_are_messages(tmp_path, capsys, make, message):
