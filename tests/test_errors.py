@@ -32,6 +32,10 @@ class BadDensity(DensityMixin, BaseEstimator):
             out[0] = np.inf
         elif self.output == "shape":
             out = np.zeros((len(X), 2))
+        elif self.output == "strings":
+            out = np.array(["-1.0"] * len(X))
+        elif self.output == "complex":
+            out = out + 1j
         return out
 
 
@@ -180,3 +184,57 @@ def test_duplicate_rows_with_different_scores_are_ambiguous():
     assert mem.memorization_scores_[0] != mem.memorization_scores_[1]
     with pytest.raises(ValueError, match="occurs several times in the training data"):
         mem.transform(X[:1])
+
+
+@pytest.mark.parametrize("output", ["strings", "complex"])
+def test_score_samples_of_the_wrong_kind_names_the_fit(output):
+    X = np.random.RandomState(0).rand(12, 2)
+    with pytest.raises(ValueError, match=r"score_samples of fit 0 .* dtype"):
+        MemorizationScorer(BadDensity(output), cv=3, refit=False).fit(X)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_fit_errors_name_their_split(n_jobs):
+    X = np.random.RandomState(0).rand(40, 2)
+    scorer = MemorizationScorer(
+        GaussianMixture(25), cv=2, n_jobs=n_jobs, random_state=0, refit=False
+    )
+    with pytest.raises(ValueError, match="n_components = 25") as info:
+        scorer.fit(X)
+    notes = " ".join(getattr(info.value, "__notes__", []))
+    assert "raised by fit 0" in notes and "fitted on 20 of 40 rows" in notes
+
+
+class FailsOnAllRows(BadDensity):
+    def fit(self, X, y=None):
+        if len(X) == 40:
+            raise ValueError("too many rows")
+        return super().fit(X)
+
+
+def test_refit_errors_say_so():
+    X = np.random.RandomState(0).rand(40, 2)
+    with pytest.raises(ValueError, match="too many rows") as info:
+        MemorizationScorer(FailsOnAllRows("none"), cv=2).fit(X)
+    assert "refit on all of X" in " ".join(info.value.__notes__)
+
+
+def test_float_split_indices_are_refused():
+    X = np.random.RandomState(0).rand(10, 2)
+    splits = [(np.arange(5) + 0.5, np.arange(5, 10))]
+    with pytest.raises(ValueError, match="float64 values .* integer indices"):
+        MemorizationScorer(KDE, cv=splits).fit(X)
+
+
+def test_each_fit_sets_or_removes_every_fitted_attribute():
+    rng = np.random.RandomState(0)
+    X40, X30 = rng.rand(40, 2), rng.rand(30, 2) + 3
+    scorer = MemorizationScorer(GaussianMixture(2), cv=2, random_state=0).fit(X40)
+    assert scorer.full_memorization_scores_.shape == (40,)
+    scorer.set_params(refit=False).fit(X30)
+    for name in ("estimator_", "full_loglik_", "full_memorization_scores_"):
+        assert not hasattr(scorer, name), name
+    assert scorer.memorization_scores_.shape == (30,)
+    with pytest.raises(AttributeError, match="score_samples"):
+        scorer.score_samples(X30)
+    np.testing.assert_array_equal(scorer.transform(X30)[:, 0], scorer.memorization_scores_)
