@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from sklearn_mem import _rundir, report
-from sklearn_mem.cli import FitStore, RunFolder, main
+from sklearn_mem.cli import FitStore, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -391,7 +391,7 @@ def _consistent_set(out):
     scores = report.read_scores(out / "scores.csv")
     page = (out / "report.html").read_text()
     aggregate = summary["settings"]["aggregate"]
-    assert f"<td class=\"l\">{aggregate}</td>" in page
+    assert f'<td class="l">{aggregate}</td>' in page
     top = summary["scores"]["top_memorized"][0]
     i = scores["id"].index(str(top["id"]))
     assert scores["memorization"][i] == top["memorization"]
@@ -520,7 +520,7 @@ def test_out_under_a_file(data, tmp_path, capsys):
 # ---------------------------------------------------------------------------
 
 
-_ESTIMATOR_SOURCE = '''
+_ESTIMATOR_SOURCE = """
 import numpy as np
 from sklearn.base import BaseEstimator
 
@@ -532,7 +532,7 @@ class Shifted(BaseEstimator):
 
     def score_samples(self, X):
         return -((X - self.mean_) ** 2).sum(axis=1) + OFFSET
-'''
+"""
 
 
 def test_cache_key_covers_the_estimators_source(tmp_path, monkeypatch):
