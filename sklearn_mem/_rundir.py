@@ -223,14 +223,18 @@ class FitStore:
         return removed
 
     def tidy(self):
-        """Remove unfinished entries (temporary folders of a killed process)."""
+        """Remove unfinished entries (temporary folders of a killed process).
+
+        Only safe while no other process writes the store (the run folder's
+        lock guarantees it for the command).
+        """
         if not self.location.is_dir():
             return
         for func_dir in self.location.iterdir():
             if not func_dir.is_dir() or func_dir.is_symlink():
                 continue
             for tmp in func_dir.glob(".*.tmp"):
-                if tmp.is_dir() and (tmp / ".sklearn-mem-entry").exists():
+                if tmp.is_dir() and not tmp.is_symlink():
                     shutil.rmtree(tmp, ignore_errors=True)
             try:
                 func_dir.rmdir()  # only when empty
@@ -341,10 +345,8 @@ class StoredFunction:
         tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         tmp.mkdir()
         try:
-            (tmp / ".sklearn-mem-entry").touch()
             _write_file(tmp / ARRAYS_FILE, raw)
             _write_file(tmp / ENTRY_FILE, json.dumps(meta))
-            (tmp / ".sklearn-mem-entry").unlink()
             try:
                 os.rename(tmp, path)
             except OSError:
