@@ -310,3 +310,32 @@ def test_cosine_in_even_dimensions(d):
     )
     if d == 2:
         assert ours - theirs == pytest.approx(1.0123, abs=1e-4)  # as documented
+
+
+# LIBRARY BUG (reported, not fixed here: _kde.py is library code). A split
+# whose training part is every row once and whose held-out part is empty is
+# taken for a "complement" fit with an empty block; _Round then maps that fit
+# to the wrong block (position -1, the remainder of all rows, or the block
+# before it), so the closed form gives -inf (or another fit's sum) instead of
+# the log-likelihood of the fit on all rows. Remove the xfail when fixed.
+@pytest.mark.xfail(strict=True, reason="closed form: empty held-out part, see above")
+@pytest.mark.parametrize(
+    "splits",
+    [
+        [(np.array([2, 0, 1, 3]), np.array([], dtype=int))],
+        [
+            (np.array([1, 2, 3]), np.array([0])),
+            (np.array([0, 1, 2, 3]), np.array([], dtype=int)),
+            (np.array([0, 1, 2]), np.array([3])),
+        ],
+    ],
+    ids=["alone", "among-blocks"],
+)
+def test_split_without_held_out_rows_trains_on_all_rows(splits):
+    X = np.array([[0.0], [0.5], [1.5], [3.0]])
+    loglik, _ = kde_loglik(X, splits, bandwidth=1.0)
+    expected = [
+        KernelDensity(bandwidth=1.0).fit(X[train]).score_samples(X)
+        for train, _ in splits
+    ]
+    np.testing.assert_allclose(loglik, expected, atol=1e-10)
