@@ -56,10 +56,7 @@ from ._rundir import FitStore, RunFolder
 
 __all__ = [
     "CLIError",
-    "DATA_FORMATS",
     "FitStore",
-    "MODEL_OPTIONS",
-    "MODELS",
     "RunFolder",
     "build_estimator",
     "build_parser",
