@@ -416,7 +416,8 @@ class RunFolder:
     >>> from sklearn_mem.cli import RunFolder
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "run"
     >>> with RunFolder(out) as folder:
-    ...     folder.publish({"hello.txt": b"hi"})
+    ...     folder.publish({"hello.txt": b"hi"}).name
+    '1'
     >>> (out / "hello.txt").read_text()
     'hi'
     """
@@ -633,6 +634,11 @@ class RunFolder:
         becomes the next generation; the ``current`` link is then switched
         in one atomic step. A failure (a full disk, say) leaves the previous
         set as it was and no temporary files.
+
+        Returns
+        -------
+        path : pathlib.Path
+            The folder of the new set (``.sklearn-mem/sets/<generation>``).
         """
         if self._lock is None:
             raise RuntimeError("publish needs the folder's lock: use `with`.")

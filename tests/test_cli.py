@@ -27,7 +27,7 @@ def _cache_entries(run_dir):
     return {
         p.parent: p.stat().st_mtime_ns
         for p in (Path(run_dir) / "cache").rglob("entry.json")
-        if "_cached_fit_and_score" in p.parts
+        if "_cached_fit_and_score" in p.parts and not p.parent.name.startswith(".")
     }
 
 
