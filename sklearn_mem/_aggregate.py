@@ -174,3 +174,53 @@ def repeat_standard_error(loglik, in_mask, repeats, *, aggregate="logmeanexp"):
     if ok.any():
         stderr[ok] = np.nanstd(values[:, ok], axis=0, ddof=1) / np.sqrt(count[ok])
     return stderr, per_repeat
+
+
+def split_rounds(in_mask):
+    """Group consecutive fits into repeats: rounds with disjoint "out" parts.
+
+    The fits of one KFold form one round; each repeat of RepeatedKFold is a
+    round; with ShuffleSplit every fit is usually a round of its own.
+
+    Returns
+    -------
+    rounds : ndarray of int, shape (n_fits,)
+    """
+    rounds = np.zeros(in_mask.shape[0], dtype=np.intp)
+    used = np.zeros(in_mask.shape[1], dtype=bool)
+    current = 0
+    for k, row in enumerate(in_mask):
+        out = ~row
+        if (used & out).any():
+            current += 1
+            used[:] = False
+        used |= out
+        rounds[k] = current
+    return rounds
+
+
+def repeat_interval(memorization, stderr, per_repeat, level=0.95):
+    """Student-t interval around M from the spread of the per-repeat scores.
+
+    Parameters
+    ----------
+    memorization : ndarray of shape (n_samples,)
+        M.
+    stderr : ndarray of shape (n_samples,)
+        Its standard error across repeats (:func:`repeat_standard_error`).
+    per_repeat : ndarray of shape (n_repeats, n_samples)
+        The per-repeat scores; the degrees of freedom of each sample are its
+        finite per-repeat scores minus one.
+    level : float, default=0.95
+
+    Returns
+    -------
+    interval : ndarray of shape (n_samples, 2)
+        NaN where the standard error is undefined.
+    """
+    from scipy.stats import t as t_dist
+
+    dof = np.isfinite(per_repeat).sum(axis=0) - 1
+    with np.errstate(invalid="ignore"):
+        half = t_dist.ppf(0.5 + level / 2, np.maximum(dof, 1)) * stderr
+    return np.column_stack([memorization - half, memorization + half])

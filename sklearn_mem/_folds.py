@@ -7,20 +7,18 @@ and returns the clone's log-likelihood of every row (not the model).
 """
 
 import logging
-import sys
-from contextlib import contextmanager, nullcontext
-from functools import lru_cache
+from contextlib import nullcontext
 
 import numpy as np
 from joblib import Memory, effective_n_jobs
-from joblib.parallel import get_active_backend
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params
-from threadpoolctl import ThreadpoolController
 
-from ._progress import StageBars, reporting
+from ._progress import StageBars, progress, reporting
+from ._threads import inner_thread_limit, limit_threads, watch_parent
+from ._versions import code_versions
 
 MAX_SEED = np.iinfo(np.int32).max
 
@@ -108,44 +106,55 @@ def set_random_states(estimator, seed):
     return estimator
 
 
-def inner_thread_limit():
-    """Threads each fit may use inside a worker.
-
-    The fits are the unit of parallelism, so each runs single-threaded by
-    default: on small dense problems multi-threaded BLAS is slower than one
-    thread even without competition, and n_jobs workers x all-core BLAS
-    oversubscribes. ``joblib.parallel_config(inner_max_num_threads=k)``
-    raises the limit.
-    """
-    backend, _ = get_active_backend()
-    limit = getattr(backend, "inner_max_num_threads", None)
-    return int(limit) if limit else 1
-
-
-@lru_cache(maxsize=1)
-def _threadpool_controller():
-    # inspecting the loaded libraries costs ~0.1 s: do it once per process
-    return ThreadpoolController()
-
-
-@contextmanager
-def limit_threads(n_threads):
-    """Limit BLAS/OpenMP (and torch, if imported) threads; restore after."""
-    torch = sys.modules.get("torch")
-    previous = torch.get_num_threads() if torch is not None else None
-    try:
-        with _threadpool_controller().limit(limits=n_threads):
-            if torch is not None:
-                torch.set_num_threads(n_threads)
-            yield
-    finally:
-        if torch is not None:
-            torch.set_num_threads(previous)
-
-
 def _describe(estimator):
     text = repr(estimator).replace("\n", " ")
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def fit_seeded_clone(estimator, X, train, fit_params, seed, n_threads, where):
+    """Clone ``estimator``, push ``seed`` into it and fit it with bounded threads.
+
+    The one way every fit is made: the split fits, the refit on all of
+    ``X`` and the command's sampling fit.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        Cloned, never modified.
+    X : ndarray of shape (n_samples, n_features)
+    train : ndarray of int or None
+        Rows to fit on (sample-aligned ``fit_params`` are sliced alike);
+        None fits on all of ``X``.
+    fit_params : dict
+    seed : int or None
+        Pushed into every ``random_state`` of the clone (derived per
+        parameter); None leaves them.
+    n_threads : int
+        BLAS/OpenMP/torch threads while fitting.
+    where : str
+        What this fit is, attached as a note to an exception it raises.
+
+    Returns
+    -------
+    estimator : estimator object
+        The fitted clone.
+    """
+    estimator = clone(estimator)
+    if seed is not None:
+        set_random_states(estimator, int(seed))
+    if train is None:
+        rows, params = X, fit_params
+    else:
+        rows = X[train]
+        params = _check_method_params(X, params=fit_params, indices=train)
+    watch_parent()
+    with limit_threads(n_threads):
+        try:
+            estimator.fit(rows, **params)
+        except Exception as exc:
+            _add_note(exc, f"(raised by {where})")
+            raise
+    return estimator
 
 
 def fit_and_score(estimator, X, train, fit_params, seed, n_threads, index):
@@ -154,22 +163,41 @@ def fit_and_score(estimator, X, train, fit_params, seed, n_threads, index):
     Returns what :func:`score_fitted` returns; ``-inf`` log-likelihoods are
     kept, NaN, ``+inf`` or a wrong shape raise a ValueError naming the fit.
     """
-    estimator = clone(estimator)
-    if seed is not None:
-        set_random_states(estimator, int(seed))
-    fit_params = _check_method_params(X, params=fit_params, indices=train)
-    _watch_parent()
+    where = (
+        f"fit {index}: {_describe(estimator)} fitted on {len(train)} of "
+        f"{X.shape[0]} rows"
+    )
+    fitted = fit_seeded_clone(estimator, X, train, fit_params, seed, n_threads, where)
     with limit_threads(n_threads):
-        try:
-            estimator.fit(X[train], **fit_params)
-        except Exception as exc:
-            _add_note(
-                exc,
-                f"(raised by fit {index}: {_describe(estimator)} fitted on "
-                f"{len(train)} of {X.shape[0]} rows)",
-            )
-            raise
-        return score_fitted(estimator, X, index)
+        return score_fitted(fitted, X, index)
+
+
+REFIT = "the refit on all of X, refit=True"
+
+
+def refit_and_score(estimator, X, fit_params, seed, n_threads):
+    """The refit on all of ``X`` and its log-likelihood of every row.
+
+    Returns
+    -------
+    estimator : estimator object
+        The fitted clone (``estimator_``).
+    loglik : ndarray of shape (n_samples,)
+    """
+    fitted = fit_seeded_clone(estimator, X, None, fit_params, seed, n_threads, REFIT)
+    with limit_threads(n_threads):
+        loglik = check_loglik(
+            fitted.score_samples(X), X.shape[0], fitted, "on all of X"
+        )
+    return fitted, loglik
+
+
+def _refit_job(estimator, X, fit_params, seed, n_threads):
+    """:func:`refit_and_score`, its exception returned instead of raised."""
+    try:
+        return refit_and_score(estimator, X, fit_params, seed, n_threads), None
+    except Exception as exc:  # noqa: BLE001 - raised by the caller
+        return None, exc
 
 
 def _add_note(exc, note):
@@ -178,39 +206,6 @@ def _add_note(exc, note):
         exc.add_note(note)
     else:  # pragma: no cover - Python 3.10
         exc.__notes__ = [*getattr(exc, "__notes__", []), note]
-
-
-_WATCHED_PARENT = None
-
-
-def _watch_parent(interval=2.0):
-    """In a loky worker, exit when the process that started it has died.
-
-    A parent killed with SIGKILL cannot stop its workers; without this they
-    would wait for work until loky's idle timeout. Started once per worker
-    process; does nothing in the main process or under other backends.
-    """
-    global _WATCHED_PARENT
-    import multiprocessing
-    import os
-    import threading
-
-    if _WATCHED_PARENT is not None:
-        return
-    name = multiprocessing.current_process().name
-    if not name.startswith("LokyProcess"):
-        return
-    _WATCHED_PARENT = parent = os.getppid()
-
-    def watch():
-        import time
-
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="sklearn-mem-parent-watch", daemon=True).start()
 
 
 def score_fitted(estimator, X, index):
@@ -344,101 +339,26 @@ def _cached_fit_batched_and_score(
     return fit_batched_and_score(estimator, X, trains, seeds, n_threads, verbose)
 
 
-def _code_versions(estimator):
-    """Versions of sklearn_mem, scikit-learn and the estimator's package."""
-    import sklearn
-
-    from . import __version__
-
-    versions = {"sklearn_mem": __version__, "sklearn": sklearn.__version__}
-    for name in ("torch", "skorch"):
-        module = sys.modules.get(name)
-        if module is not None:
-            versions[name] = getattr(module, "__version__", "?")
-    top = type(estimator).__module__.split(".")[0]
-    module = sys.modules.get(top)
-    if module is not None:
-        versions[top] = getattr(module, "__version__", "?")
-    versions["source"] = estimator_source_hash(estimator)
-    return versions
-
-
-def estimator_source_hash(estimator):
-    """SHA-256 of the source of every class in the estimator (nested too).
-
-    Part of the cache key, so that editing a user-defined estimator's
-    ``fit`` or ``score_samples`` invalidates its cached fits. Covers the
-    source files of the classes of the estimator and of every estimator
-    among its parameters (a Pipeline's steps, say), with their bases; a
-    class whose source cannot be found (defined in an interactive session
-    without one) contributes its qualified name only.
-    """
-    import hashlib
-
-    objects = [estimator]
-    if hasattr(estimator, "get_params"):
-        objects += [
-            v for v in estimator.get_params(deep=True).values() if hasattr(v, "fit")
-        ]
-    classes = {}
-    for obj in objects:
-        for cls in type(obj).__mro__:
-            if cls.__module__ != "builtins":
-                classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
-    h = hashlib.sha256()
-    for name in sorted(classes):
-        h.update(name.encode())
-        h.update(_class_source_digest(classes[name]).encode())
-    return h.hexdigest()
-
-
-def _class_source_digest(cls):
-    import hashlib
-    import inspect
-    import os
-
-    try:
-        path = inspect.getsourcefile(cls)
-    except (TypeError, OSError):
-        path = None
-    if path and os.path.isfile(path):
-        stat = os.stat(path)
-        return _file_digest(path, stat.st_mtime_ns, stat.st_size)
-    try:
-        return hashlib.sha256(inspect.getsource(cls).encode()).hexdigest()
-    except (TypeError, OSError):
-        return "no source"
-
-
-@lru_cache(maxsize=256)
-def _file_digest(path, mtime_ns, size):
-    import hashlib
-
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
-
-
-def progress(iterable, *, total, enabled, desc="fits"):
-    """A tqdm progress bar over ``iterable`` (log lines without tqdm)."""
-    if not enabled:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return _logged(iterable, total, desc)
-    return tqdm(iterable, total=total, desc=desc, unit="fit")
-
-
-def _logged(iterable, total, desc):
-    for k, item in enumerate(iterable, 1):
-        logger.info("%s: %d/%d done", desc, k, total)
-        yield item
-
-
 def run_fits(
-    estimator, X, splits, fit_params, seeds, *, n_jobs, memory, verbose, batched=False
+    estimator,
+    X,
+    splits,
+    fit_params,
+    seeds,
+    *,
+    n_jobs,
+    memory,
+    verbose,
+    batched=False,
+    refit_seed=None,
 ):
-    """Fit and score every split: in parallel, or all folds as one batch.
+    """Fit and score every split (in parallel, or all folds as one batch).
+
+    With ``refit_seed`` (not None), the refit on all of ``X`` is one more
+    job of the same dispatch: it starts first, being the largest fit, and
+    runs alongside the split fits instead of alone after them. It is never
+    cached. (A fold-batched run trains the folds in one call; its refit
+    follows it.)
 
     Returns
     -------
@@ -446,8 +366,11 @@ def run_fits(
     checkpoints : list of (epochs, ndarray) or None, one per fit
     n_from_cache : int
         Fits whose results were read from ``memory`` instead of computed.
+    refit : tuple (estimator, loglik) or None
+        What :func:`refit_and_score` returns, when ``refit_seed`` is given.
     """
     n_from_cache = 0
+    refit = None
     if batched:
         # one process trains every fold: it gets the cores n_jobs asks for
         n_threads = max(1, effective_n_jobs(n_jobs))
@@ -460,10 +383,14 @@ def run_fits(
             cached = check_memory(memory).cache(
                 _cached_fit_batched_and_score, ignore=["n_threads", "verbose"]
             )
-            args = (estimator, X, trains, seeds, n_threads, _code_versions(estimator))
+            args = (estimator, X, trains, seeds, n_threads, code_versions(estimator))
             if cached.check_call_in_cache(*args, verbose=verbose):
                 n_from_cache = len(splits)
             results = cached(*args, verbose=verbose)
+        if refit_seed is not None:
+            refit = refit_and_score(
+                estimator, X, fit_params, refit_seed, inner_thread_limit()
+            )
     else:
         n_threads = inner_thread_limit()
         worker, extra = fit_and_score, ()
@@ -471,7 +398,7 @@ def run_fits(
             worker = check_memory(memory).cache(
                 _cached_fit_and_score, ignore=["n_threads", "index"]
             )
-            extra = (_code_versions(estimator),)
+            extra = (code_versions(estimator),)
         calls = [
             (
                 estimator,
@@ -487,32 +414,23 @@ def run_fits(
         ]
         if memory is not None:
             n_from_cache = sum(bool(worker.check_call_in_cache(*c)) for c in calls)
-        jobs = Parallel(
+        jobs = [delayed(worker)(*call) for call in calls]
+        if refit_seed is not None:
+            jobs.insert(
+                0,
+                delayed(_refit_job)(
+                    estimator, X, fit_params, int(refit_seed), n_threads
+                ),
+            )
+        done = Parallel(
             n_jobs=n_jobs, verbose=verbose if verbose > 1 else 0, return_as="generator"
-        )(delayed(worker)(*call) for call in calls)
-        results = list(progress(jobs, total=len(splits), enabled=verbose > 0))
+        )(jobs)
+        results = list(progress(done, total=len(jobs), enabled=verbose > 0))
+        if refit_seed is not None:
+            refit, error = results.pop(0)
+            if error is not None:
+                # raised once every split fit has succeeded, as when it ran last
+                raise error
+
     loglik = np.vstack([row for row, _ in results])
-    return loglik, [checkpoints for _, checkpoints in results], n_from_cache
-
-
-def split_rounds(in_mask):
-    """Group consecutive fits into repeats: rounds with disjoint "out" parts.
-
-    The fits of one KFold form one round; each repeat of RepeatedKFold is a
-    round; with ShuffleSplit every fit is usually a round of its own.
-
-    Returns
-    -------
-    rounds : ndarray of int, shape (n_fits,)
-    """
-    rounds = np.zeros(in_mask.shape[0], dtype=np.intp)
-    used = np.zeros(in_mask.shape[1], dtype=bool)
-    current = 0
-    for k, row in enumerate(in_mask):
-        out = ~row
-        if (used & out).any():
-            current += 1
-            used[:] = False
-        used |= out
-        rounds[k] = current
-    return rounds
+    return loglik, [checkpoints for _, checkpoints in results], n_from_cache, refit

@@ -5,7 +5,7 @@ run one by one. A fold-batched run is a single call (``fit_folds`` then
 ``score_folds``), so the code inside it reports its own steps here, and the
 scorer turns them into bars while ``verbose > 0``:
 
-- ``report(stage, done, total)`` is called by the batched trainer after
+- ``report_progress(stage, done, total)`` is called by the batched trainer after
   every epoch and by the scoring after every block of rows; it does
   nothing unless a reporter is active in this context;
 - ``reporting(callback)`` activates ``callback(stage, done, total)`` inside
@@ -22,7 +22,7 @@ logger = logging.getLogger("sklearn_mem")
 _reporter = contextvars.ContextVar("sklearn_mem_progress", default=None)
 
 
-def report(stage, done, total):
+def report_progress(stage, done, total):
     """Tell the active reporter, if any, that ``done`` of ``total`` are done."""
     callback = _reporter.get()
     if callback is not None:
@@ -31,12 +31,33 @@ def report(stage, done, total):
 
 @contextlib.contextmanager
 def reporting(callback):
-    """Send :func:`report` calls made inside the block to ``callback``."""
+    """Send :func:`report_progress` calls made inside the block to ``callback``."""
     token = _reporter.set(callback)
     try:
         yield
     finally:
         _reporter.reset(token)
+
+
+#: The former name of :func:`report_progress`, for the modules still using it.
+report = report_progress
+
+
+def progress(iterable, *, total, enabled, desc="fits"):
+    """A tqdm progress bar over ``iterable`` (log lines without tqdm)."""
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _logged(iterable, total, desc)
+    return tqdm(iterable, total=total, desc=desc, unit="fit")
+
+
+def _logged(iterable, total, desc):
+    for k, item in enumerate(iterable, 1):
+        logger.info("%s: %d/%d done", desc, k, total)
+        yield item
 
 
 class StageBars:

@@ -3,7 +3,6 @@
 from numbers import Integral
 
 import numpy as np
-from scipy.stats import t as t_dist
 from sklearn.base import (
     BaseEstimator,
     MetaEstimatorMixin,
@@ -14,13 +13,13 @@ from sklearn.base import (
 from sklearn.model_selection import KFold, check_cv
 from sklearn.neighbors import KernelDensity
 from sklearn.utils import check_random_state, get_tags
-from sklearn.utils._metadata_requests import (
+from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
     _routing_enabled,
     process_routing,
 )
-from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
     _check_feature_names_in,
@@ -28,20 +27,24 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._aggregate import AGGREGATES, aggregate_loglik, repeat_standard_error
+from ._aggregate import (
+    AGGREGATES,
+    aggregate_loglik,
+    repeat_interval,
+    repeat_standard_error,
+    split_rounds,
+)
 from ._folds import (
     MAX_SEED,
-    _add_note,
-    check_loglik,
+    REFIT,
     draw_seeds,
-    inner_thread_limit,
-    limit_threads,
+    fit_seeded_clone,
     materialize_splits,
     run_fits,
     set_random_states,
-    split_rounds,
 )
 from ._kde import KERNELS, kde_loglik
+from ._threads import inner_thread_limit
 
 
 def _exact_unavailable_reason(estimator, fit_params):
@@ -391,9 +394,20 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 full=self.refit,
                 n_jobs=self.n_jobs,
             )
+            if self.refit:
+                self.estimator_ = fit_seeded_clone(
+                    self.estimator,
+                    X,
+                    None,
+                    fit_params,
+                    rng.randint(MAX_SEED),
+                    inner_thread_limit(),
+                    REFIT,
+                )
         else:
             self.seeds_ = draw_seeds(rng, len(splits))
-            loglik, checkpoints, self.n_fits_from_cache_ = run_fits(
+            refit_seed = rng.randint(MAX_SEED) if self.refit else None
+            loglik, checkpoints, self.n_fits_from_cache_, refit = run_fits(
                 self.estimator,
                 X,
                 splits,
@@ -403,25 +417,11 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 memory=self.memory,
                 verbose=self.verbose,
                 batched=batched,
+                refit_seed=refit_seed,
             )
+            if refit is not None:
+                self.estimator_, full_loglik = refit
 
-        if self.refit:
-            self.estimator_ = set_random_states(
-                clone(self.estimator), rng.randint(MAX_SEED)
-            )
-            with limit_threads(inner_thread_limit()):
-                try:
-                    self.estimator_.fit(X, **fit_params)
-                except Exception as exc:
-                    _add_note(exc, "(raised by the refit on all of X, refit=True)")
-                    raise
-                if full_loglik is None:
-                    full_loglik = check_loglik(
-                        self.estimator_.score_samples(X),
-                        n_samples,
-                        self.estimator_,
-                        "on all of X",
-                    )
         self._set_scores(loglik, in_mask, full_loglik)
         self._set_epoch_scores(checkpoints, in_mask)
         self._X_fit = X
@@ -490,12 +490,8 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.memorization_stderr_, per_repeat = repeat_standard_error(
             loglik, in_mask, rounds, aggregate=self.aggregate
         )
-        # Student-t 95% interval around M from the per-repeat spread
-        dof = np.isfinite(per_repeat).sum(axis=0) - 1
-        with np.errstate(invalid="ignore"):
-            half = t_dist.ppf(0.975, np.maximum(dof, 1)) * self.memorization_stderr_
-        self.memorization_interval_ = np.column_stack(
-            [self.memorization_scores_ - half, self.memorization_scores_ + half]
+        self.memorization_interval_ = repeat_interval(
+            self.memorization_scores_, self.memorization_stderr_, per_repeat
         )
         if full_loglik is not None:
             self.full_loglik_ = full_loglik

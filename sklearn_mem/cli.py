@@ -24,7 +24,6 @@ import inspect
 import json
 import logging
 import os
-import platform
 import shlex
 import sys
 import time
@@ -38,7 +37,6 @@ import numpy as np
 from . import __version__
 from . import report as _report
 from ._data import (
-    DATA_FORMATS,
     _parse_shape,
     _settings_fingerprint,
     data_fingerprint,
@@ -53,6 +51,7 @@ from ._models_table import (
     default_model,
 )
 from ._rundir import FitStore, RunFolder
+from ._versions import environment_versions
 
 __all__ = [
     "CLIError",
@@ -73,40 +72,14 @@ DEBUG_ENV = "SKLEARN_MEM_DEBUG"
 MAX_SEED = 2**32 - 1
 
 
-def _versions():
-    import joblib
-    import scipy
-    import sklearn
-
-    versions = {
-        "python": platform.python_version(),
-        "sklearn_mem": __version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "joblib": joblib.__version__,
-    }
-    for name in ("matplotlib", "tqdm", "torch", "skorch"):
-        module = sys.modules.get(name)
-        if module is not None:
-            versions[name] = getattr(module, "__version__", "?")
-    return versions
-
-
-# ---------------------------------------------------------------------------
-# nearest-neighbour ratio
-# ---------------------------------------------------------------------------
-
-
 def _fit_and_sample(estimator, X, train, seed, n_samples):
     """Fit a clone on ``X[train]`` with ``seed`` and draw ``n_samples``."""
-    from sklearn.base import clone
+    from ._folds import fit_seeded_clone
+    from ._threads import limit_threads
 
-    from ._folds import limit_threads, set_random_states
-
-    est = set_random_states(clone(estimator), int(seed))
+    where = f"the --rho fit on the {len(train)} training rows of split 0"
+    est = fit_seeded_clone(estimator, X, train, {}, int(seed), 1, where)
     with limit_threads(1):
-        est.fit(X[train])
         if "random_state" in inspect.signature(est.sample).parameters:
             draws = est.sample(n_samples, random_state=int(seed))
         else:
@@ -398,7 +371,7 @@ def _run(args, argv):
             "scores": _report.summarize_scores(
                 scorer.memorization_scores_, ids, n_top=args.top
             ),
-            "versions": _versions(),
+            "versions": environment_versions(),
             "timings": {
                 "load_s": round(t_loaded - t_start, 3),
                 "fit_s": round(t_fitted - t_loaded, 3),
