@@ -16,64 +16,45 @@ of stochastic modules is seeded by the separate ``score_seed`` so that every
 fit of a cross-validation run scores each sample with the same draws (common
 random numbers); it deliberately does not end in ``random_state``, which
 meta-estimators overwrite with one seed per fit. The global torch RNG is only
-touched inside :func:`torch.random.fork_rng`, so its state is restored
-afterwards.
+touched inside a fork that restores its state afterwards (``_random.py``
+holds the seeds, generators and that fork).
+
+Fold batching. :meth:`DensityNet.fit_folds` trains the fits of a
+cross-validation as one model when the module class declares
+``fold_stackable = True`` (``_batched.py`` has the trainer and the
+protocol, and knows no model class); the scoring of several nets shares
+one loop, :func:`_score_chunks`, whose single-net case is
+:meth:`DensityNet.score_samples`.
 """
 
-import contextlib
 import inspect
+import logging
 import numbers
-import threading
 
 import numpy as np
 import torch
 from sklearn.base import DensityMixin
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import _safe_indexing, check_array
 from skorch import NeuralNet
+from skorch.callbacks import PrintLog
 from skorch.dataset import Dataset as SkorchDataset
 from skorch.dataset import unpack_data
 from skorch.utils import is_dataset
 from torch.utils.data import DataLoader
 
-from .._progress import report
+from .. import _progress
+from . import _batched
+from ._random import (
+    _derive_seed,
+    _forked_global_rng,
+    _seed_global_rng,
+    _torch_generator,
+)
 
 __all__ = ["DensityNet", "DensityLoss"]
 
-_STREAMS = {"init": 1, "train": 2, "sample": 3, "score": 4}
-
-
-def _derive_seed(random_state, stream, *keys):
-    """Return a 63-bit integer seed for one named random stream.
-
-    An integer ``random_state`` gives the same seed for the same ``stream`` and
-    ``keys`` every time; ``None`` or a :class:`numpy.random.RandomState` draws
-    a fresh seed from it (scikit-learn semantics).
-    """
-    if random_state is None or isinstance(random_state, np.random.RandomState):
-        rng = check_random_state(random_state)
-        return int(rng.randint(0, np.iinfo(np.int64).max, dtype=np.int64))
-    if isinstance(random_state, numbers.Integral) and not isinstance(
-        random_state, bool
-    ):
-        if random_state < 0:
-            raise ValueError(
-                f"random_state={random_state} is negative; expected None, a "
-                "non-negative integer or a numpy RandomState. Pass e.g. "
-                "random_state=0."
-            )
-        seq = np.random.SeedSequence([int(random_state), _STREAMS[stream], *keys])
-        return int(seq.generate_state(1, np.uint64)[0] >> np.uint64(1))
-    raise ValueError(
-        f"random_state={random_state!r} is not valid; expected None, a "
-        "non-negative integer or a numpy RandomState instance."
-    )
-
-
-def _torch_generator(seed, device="cpu"):
-    gen = torch.Generator(device=device)
-    gen.manual_seed(int(seed))
-    return gen
+logger = logging.getLogger("sklearn_mem")
 
 
 def _accepts_kwarg(fn, name):
@@ -86,56 +67,10 @@ def _accepts_kwarg(fn, name):
     )
 
 
-def _seed_global_rng(device, seed):
-    """Seed torch's global RNG on the CPU and on ``device``.
-
-    Like :func:`torch.manual_seed` for the devices the net uses, without its
-    lazy seeding of every other accelerator backend, which records a stack
-    trace per call (0.1 ms; scoring seeds once per chunk).
-    """
-    torch.default_generator.manual_seed(int(seed))
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        torch.cuda.manual_seed_all(int(seed))
-
-
-# Guards torch's global RNG state: seeding + restoring is atomic, and module
-# construction (which draws from the global RNG) holds it throughout, so fits
-# running in threads (joblib's threading backend) initialise reproducibly.
-_GLOBAL_RNG_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def _forked_global_rng(device, seed, hold=False):
-    """Seed torch's global RNG inside a block and restore it afterwards.
-
-    With ``hold=True`` the lock is held for the whole block (short blocks
-    that draw from the global RNG: module construction, sampling); otherwise
-    only while seeding and restoring (training, scoring: our modules draw
-    from explicit generators there).
-    """
-    device = torch.device(device)
-    devices = []
-    if device.type == "cuda" and torch.cuda.is_available():
-        devices = [device.index if device.index is not None else 0]
-    lock = _GLOBAL_RNG_LOCK
-    lock.acquire()
-    try:
-        cpu_state = torch.get_rng_state()
-        cuda_states = [torch.cuda.get_rng_state(d) for d in devices]
-        _seed_global_rng(device, seed)
-        if not hold:
-            lock.release()
-        try:
-            yield
-        finally:
-            if not hold:
-                lock.acquire()
-            torch.set_rng_state(cpu_state)
-            for d, state in zip(devices, cuda_states):
-                torch.cuda.set_rng_state(state, d)
-    finally:
-        lock.release()
+def _report(stage, done, total):
+    """Report progress to the active reporter of :mod:`sklearn_mem._progress`."""
+    report = getattr(_progress, "report_progress", None) or _progress.report
+    report(stage, done, total)
 
 
 class DensityLoss(torch.nn.Module):
@@ -225,6 +160,43 @@ class _TensorBatches:
 
 
 _FAST_ITERATOR_KWARGS = {"shuffle", "drop_last", "num_workers", "pin_memory"}
+# The methods of DensityNet's training loop whose work a fold-batched fit
+# does itself (with _batched.FoldStack): a subclass that overrides one of
+# them trains differently, so its folds are fitted one by one.
+_FOLD_LOOP_METHODS = (
+    "fit",
+    "partial_fit",
+    "fit_loop",
+    "run_single_epoch",
+    "train_step",
+    "train_step_single",
+    "infer",
+    "get_loss",
+    "get_dataset",
+    "get_iterator",
+    "get_split_datasets",
+    "_prepare_training",
+    "_training_streams",
+    "_validate_X",
+)
+
+
+def _module_unstackable_reason(module):
+    """Why the ``module`` parameter cannot be stacked over folds, or None."""
+    shown = getattr(module, "__name__", type(module).__name__)
+    if not _batched.declares_fold_stacking(module):
+        return (
+            f"the module {shown} does not declare fold_stackable = True "
+            "(a module class whose forward works on fold-stacked inputs)"
+        )
+    if _accepts_kwarg(module.forward, "generator") and not (
+        hasattr(module, "draw_noise") and _accepts_kwarg(module.forward, "noise")
+    ):
+        return (
+            f"the module {shown} draws noise in forward (it takes a generator) "
+            "but has no draw_noise method or no noise argument to forward"
+        )
+    return None
 
 
 class DensityNet(DensityMixin, NeuralNet):
@@ -517,8 +489,9 @@ class DensityNet(DensityMixin, NeuralNet):
         """One forward/backward pass on a training batch.
 
         As skorch's, but switches modules to train mode only when one is not
-        in it already (a recursive ``train()`` on every batch costs ~7% of
-        the step of a small model).
+        in it already (a recursive ``train()`` on every batch is a
+        noticeable part of the step of a small model; ``python
+        benchmarks/bench_models.py micro`` measures it).
         """
         if not all(
             getattr(self, name + "_").training
@@ -611,13 +584,15 @@ class DensityNet(DensityMixin, NeuralNet):
 
         The fold-batching protocol of :class:`~sklearn_mem.MemorizationScorer`
         (``fold_batching``): ``estimators[k]`` is fitted on ``X[trains[k]]``.
-        When the module and settings allow it (the MLP
-        :class:`~sklearn_mem.models.VAEModule`, :class:`RealNVP`, Adam or
-        AdamW, default callbacks, no ``warm_start``) the fits are trained as
-        one model whose weights are stacked along a fold axis, each fold with
-        its own initialisation, batch order, noise and optimizer state, which
-        equals the independent fits up to floating-point rounding; otherwise
-        the clones are fitted one after another with :meth:`fit`.
+        When the module and settings allow it (a module class that declares
+        ``fold_stackable = True``, as :class:`~sklearn_mem.models.VAEModule`
+        with the MLP architecture and :class:`RealNVP` do; Adam or AdamW,
+        default callbacks, no ``warm_start``; see
+        :meth:`fold_batching_unavailable_reason`) the fits are trained as one
+        model whose weights are stacked along a fold axis, each fold with
+        its own initialisation, batch order, noise and optimizer state,
+        which equals the independent fits up to floating-point rounding;
+        otherwise the clones are fitted one after another with :meth:`fit`.
 
         Parameters
         ----------
@@ -633,24 +608,99 @@ class DensityNet(DensityMixin, NeuralNet):
         estimators : list of DensityNet
             The clones, fitted, as ordinary estimators.
         """
-        from ._batched import fit_folds
-
-        return fit_folds(estimators, X, trains)
+        estimators = list(estimators)
+        trains = [np.asarray(t, dtype=np.intp) for t in trains]
+        if len(estimators) != len(trains):
+            raise ValueError(
+                f"fit_folds got {len(estimators)} estimators for {len(trains)} "
+                "training parts; pass one estimator per training part."
+            )
+        reason = _batched.batching_unavailable_reason(estimators)
+        if reason is None:
+            try:
+                return _fit_batched(estimators, X, trains)
+            except _batched.NotBatchable as exc:
+                reason = str(exc)
+        logger.debug("fit_folds: fitting the folds one by one: %s", reason)
+        return _fit_sequential(estimators, X, trains)
 
     def fold_batching_unavailable_reason(self):
         """Why this net's folds would be fitted one by one, or None.
 
         :class:`~sklearn_mem.MemorizationScorer` with ``fold_batching="auto"``
         asks before choosing :meth:`fit_folds`; when batching is unavailable
-        it runs one fit per split, in parallel workers.
+        it runs one fit per split, in parallel workers. Batching needs a
+        module class (``module``) that declares ``fold_stackable = True``
+        (and, when its ``forward`` takes a ``generator``, defines
+        ``draw_noise``), an integer ``random_state``, the default criterion,
+        callbacks, dataset and training iterator, Adam or AdamW, no
+        ``train_split``, ``warm_start`` or ``compile``, and no override of
+        the training loop in a subclass.
 
         Returns
         -------
         reason : str or None
         """
-        from ._batched import batching_unavailable_reason
+        name = type(self).__name__
+        for method in _FOLD_LOOP_METHODS:
+            if getattr(type(self), method, None) is not getattr(DensityNet, method):
+                return f"{name} overrides {method}"
+        rs = self.random_state
+        if not isinstance(rs, numbers.Integral) or isinstance(rs, bool):
+            return "random_state is not an integer"
+        reason = _module_unstackable_reason(self.module)
+        if reason is not None:
+            return reason
+        if self.criterion is not DensityLoss or self.get_params_for("criterion"):
+            return "the criterion is not the default DensityLoss"
+        if self.optimizer not in _batched.STACKED_OPTIMIZERS:
+            shown = getattr(self.optimizer, "__name__", self.optimizer)
+            return f"the optimizer {shown} is not Adam or AdamW"
+        if self.callbacks not in (None, [], ()):
+            return "callbacks are set (only the default callbacks are batched)"
+        if self.train_split is not None:
+            return "train_split is set"
+        if self.warm_start:
+            return "warm_start=True"
+        if getattr(self, "compile", False):
+            return "compile=True"
+        if self.dataset is not SkorchDataset or self.get_params_for("dataset"):
+            return "a custom dataset is set"
+        if self._train_iterator_config() is None:
+            return "the training iterator is customised"
+        return None
 
-        return batching_unavailable_reason([self])
+    def _train_iterator_config(self):
+        """(batch_size, shuffle, drop_last) of the fast tensor iterator, or None."""
+        kwargs = self.get_params_for("iterator_train")
+        if self.iterator_train is not DataLoader or not set(kwargs) <= (
+            _FAST_ITERATOR_KWARGS | {"batch_size"}
+        ):
+            return None
+        if kwargs.get("num_workers", 0):
+            return None
+        batch_size = kwargs.get("batch_size", self.batch_size)
+        return (
+            int(batch_size),
+            bool(kwargs.get("shuffle", False)),
+            bool(kwargs.get("drop_last", False)),
+        )
+
+    def _notify_epoch_end(self, first_epoch):
+        """``notify("on_epoch_end")`` in a batched fit, minus silent tables.
+
+        A PrintLog that prints to stdout while ``verbose=0`` formats a
+        table row per epoch that nobody sees; it is told about the first
+        epoch only (which marks its header as done, as in a sequential
+        fit).
+        """
+        kwargs = {"dataset_train": None, "dataset_valid": None}
+        self.on_epoch_end(self, **kwargs)
+        for _, cb in self.callbacks_:
+            silent = isinstance(cb, PrintLog) and cb.sink is print and not self.verbose
+            if silent and not first_epoch:
+                continue
+            cb.on_epoch_end(self, **kwargs)
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Start a fresh set of checkpoints unless training continues."""
@@ -744,38 +794,11 @@ class DensityNet(DensityMixin, NeuralNet):
         return out
 
     def _score_loop(self, X, chunk_fn):
-        """Apply ``chunk_fn(x, start)`` to fixed row chunks, in eval mode."""
-        self._check_fitted()
-        if not isinstance(self.score_seed, numbers.Integral) or self.score_seed < 0:
-            raise ValueError(
-                f"score_seed={self.score_seed!r}; expected a non-negative integer "
-                "(the same for every fit that should share scoring noise)."
-            )
-        Xt = self._to_tensor(self._validate_X(X, reset=False))
-        n = len(Xt)
-        chunk = self._score_batch_size(n)
-        out = np.empty(n, dtype=np.float64)
-        score_seed = int(self.score_seed)
-        self._set_training(False)
-        with (
-            torch.no_grad(),
-            _forked_global_rng(self.device, _derive_seed(score_seed, "score")),
-        ):
-            for index, start in enumerate(range(0, n, chunk)):
-                # global-RNG users (custom modules) get per-chunk common noise
-                _seed_global_rng(self.device, _derive_seed(score_seed, "score", index))
-                xb = Xt[start : start + chunk]
-                lp = chunk_fn(xb, start)
-                if not isinstance(lp, torch.Tensor) or tuple(lp.shape) != (len(xb),):
-                    shape = tuple(getattr(lp, "shape", ())) or type(lp).__name__
-                    raise ValueError(
-                        f"The module returned log-likelihoods of shape {shape} for "
-                        f"a batch of {len(xb)} rows; expected shape ({len(xb)},). "
-                        "Make forward/log_prob return one value per sample "
-                        "(sum over features inside the module)."
-                    )
-                out[start : start + len(xb)] = lp.detach().double().cpu().numpy()
-        return out
+        """Apply ``chunk_fn(x, start)`` to fixed row chunks, in eval mode.
+
+        The one scoring loop (:func:`_score_chunks`) for this net alone.
+        """
+        return _score_chunks([self], [chunk_fn], X)[0]
 
     def score_samples(self, X):
         """Log-likelihood of each sample under the fitted model, in nats.
@@ -814,7 +837,7 @@ class DensityNet(DensityMixin, NeuralNet):
         rows = []
         for est in estimators:
             rows.append(est.score_samples(X))
-            report("scoring models", len(rows), len(estimators))
+            _report("scoring models", len(rows), len(estimators))
         return np.vstack(rows)
 
     def score(self, X, y=None):
@@ -872,3 +895,169 @@ class DensityNet(DensityMixin, NeuralNet):
             draws = self._sample_tensor(int(n_samples), gen)
         draws = draws.detach().cpu().double().numpy()
         return draws.reshape(int(n_samples), -1)
+
+
+def _check_score_seed(score_seed):
+    if not isinstance(score_seed, numbers.Integral) or score_seed < 0:
+        raise ValueError(
+            f"score_seed={score_seed!r}; expected a non-negative integer "
+            "(the same for every fit that should share scoring noise)."
+        )
+
+
+def _score_chunks(nets, chunk_fns, X, *, noise_fn=None, block_rows=None, stage=None):
+    """Log-likelihood rows of ``X`` under ``nets``, scored in fixed chunks.
+
+    The scoring loop of every net: the rows are validated once (by
+    ``nets[0]``) and cut into chunks of ``nets[0]._score_batch_size``;
+    ``chunk_fns[k](x, start)`` returns net ``k``'s per-sample
+    log-likelihoods of the rows ``start:start+len(x)``, in eval mode,
+    without autograd, with torch's global RNG seeded from ``score_seed`` and
+    the chunk's index (per-chunk common noise for modules that draw from
+    it) and restored afterwards. Scoring one net is the case of a single
+    net. The nets must share what fixes the chunks and the noise.
+
+    With ``noise_fn(start, n_rows)``, the noise of a chunk is drawn once for
+    all nets and passed on as ``chunk_fns[k](x, start, noise)``; the chunks
+    are then taken in blocks of about ``block_rows`` rows, every net scoring
+    a block's chunks in turn, and each block is reported as ``stage``.
+
+    Returns
+    -------
+    log_likelihood : ndarray of shape (len(nets), n_samples), dtype float64
+    """
+    first = nets[0]
+    for net in nets:
+        net._check_fitted()
+        _check_score_seed(net.score_seed)
+    Xt = first._to_tensor(first._validate_X(X, reset=False))
+    n = len(Xt)
+    chunk = first._score_batch_size(n)
+    out = np.empty((len(nets), n), dtype=np.float64)
+    score_seed = int(first.score_seed)
+    device = first.device
+    for net in nets:
+        net._set_training(False)
+    starts = list(enumerate(range(0, n, chunk)))
+    per_block = len(starts) or 1
+    if block_rows is not None:
+        per_block = max(1, block_rows // chunk)
+    with (
+        torch.no_grad(),
+        _forked_global_rng(device, _derive_seed(score_seed, "score")),
+    ):
+        for b0 in range(0, len(starts), per_block):
+            block = starts[b0 : b0 + per_block]
+            noises = [None] * len(block)
+            if noise_fn is not None:
+                noises = [
+                    noise_fn(start, len(Xt[start : start + chunk]))
+                    for _, start in block
+                ]
+            for k, chunk_fn in enumerate(chunk_fns):
+                for (index, start), noise in zip(block, noises):
+                    # global-RNG users (custom modules) get per-chunk common noise
+                    _seed_global_rng(device, _derive_seed(score_seed, "score", index))
+                    xb = Xt[start : start + chunk]
+                    if noise is None:
+                        lp = chunk_fn(xb, start)
+                    else:
+                        lp = chunk_fn(xb, start, noise)
+                    _check_chunk(lp, len(xb))
+                    out[k, start : start + len(xb)] = lp.detach().double().cpu().numpy()
+            if stage is not None:
+                _report(stage, min(n, block[-1][1] + chunk), n)
+    return out
+
+
+def _check_chunk(lp, n_rows):
+    if not isinstance(lp, torch.Tensor) or tuple(lp.shape) != (n_rows,):
+        shape = tuple(getattr(lp, "shape", ())) or type(lp).__name__
+        raise ValueError(
+            f"The module returned log-likelihoods of shape {shape} for "
+            f"a batch of {n_rows} rows; expected shape ({n_rows},). "
+            "Make forward/log_prob return one value per sample "
+            "(sum over features inside the module)."
+        )
+
+
+# ----------------------------------------------------------------------
+# Fitting folds: one by one, or as one stacked model
+# ----------------------------------------------------------------------
+def _fit_sequential(estimators, X, trains):
+    fitted = []
+    for est, train in zip(estimators, trains):
+        fitted.append(est.fit(_safe_indexing(X, train)))
+        _report("fits (one by one)", len(fitted), len(estimators))
+    return fitted
+
+
+def _fit_batched(nets, X, trains):
+    """Train ``nets[k]`` on ``X[trains[k]]`` as one stacked model.
+
+    Each net is prepared exactly as its own ``fit`` prepares it (module,
+    optimizer, validated data, seeded streams); :class:`_batched.FoldStack`
+    trains the stacked modules; every net then gets its weights, optimizer
+    state, history, checkpoints and callback calls as its sequential fit
+    would.
+    """
+    X_parts = []
+    for net, train in zip(nets, trains):
+        net.initialize()
+        X_parts.append(net._prepare_training(_safe_indexing(X, train)))
+    first = nets[0]
+    adam = _batched.adam_config([net.optimizer_ for net in nets])
+    if any(torch.device(net.device) != torch.device(first.device) for net in nets):
+        raise _batched.NotBatchable("the nets are on different devices")
+
+    # the data: every training row once, validated as the fits validate it
+    used = np.unique(np.concatenate(trains))
+    data = first._to_tensor(first._validate_X(_safe_indexing(X, used), reset=False))
+    fold_rows = [torch.as_tensor(np.searchsorted(used, t)) for t in trains]
+
+    batch_size, shuffle, drop_last = first._train_iterator_config()
+    batch_sizes = [len(t) if batch_size == -1 else max(1, batch_size) for t in trains]
+    streams = [net._training_streams() for net in nets]
+    stack = _batched.FoldStack(
+        [net.module_ for net in nets],
+        adam,
+        data,
+        fold_rows,
+        batch_sizes,
+        drop_last=drop_last,
+        shuffle_generators=[st["shuffle"] for st in streams] if shuffle else None,
+        noise_generators=(
+            [st["noise"] for st in streams] if streams[0]["pass_generator"] else None
+        ),
+    )
+    checkpoints = {int(e) for e in (first.checkpoint_epochs or ())}
+
+    for net, Xk in zip(nets, X_parts):
+        net.notify("on_train_begin", X=Xk, y=None)
+    try:
+        for epoch in range(first.max_epochs):
+            for net in nets:
+                net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
+            losses, sizes, counts = stack.run_epoch()
+            # the history of the epoch's batches, as the sequential fits
+            # record it (a fold's batches are its first counts[k] steps)
+            for k, net in enumerate(nets):
+                history = net.history
+                for j in range(counts[k]):
+                    history.new_batch()
+                    history.record_batch("train_loss", losses[j][k])
+                    history.record_batch("train_batch_size", sizes[j][k])
+            for k, net in enumerate(nets):
+                net.history.record("train_batch_count", counts[k])
+            if len(first.history) in checkpoints:
+                stack.unstack()
+            for net in nets:
+                net._notify_epoch_end(first_epoch=epoch == 0)
+            _report("training epochs (all folds)", epoch + 1, first.max_epochs)
+    finally:
+        stack.unstack()
+    for k, net in enumerate(nets):
+        net.optimizer_.state.clear()
+        net.optimizer_.state.update(stack.optimizer_state(k))
+        net.notify("on_train_end", X=X_parts[k], y=None)
+    return nets

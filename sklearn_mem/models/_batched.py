@@ -1,7 +1,7 @@
 """Fold-batched training: the K fits of a cross-validation as one model.
 
 :meth:`DensityNet.fit_folds` trains K clones of a net, one per training
-part, simultaneously: their weights are stacked along a leading fold axis
+part, simultaneously: their modules are stacked along a leading fold axis
 (every ``nn.Linear`` becomes one batched matrix product, ``torch.bmm`` over
 the folds; every other parameter of shape ``s`` becomes ``(K, 1, *s)`` and
 broadcasts over the batch) and one forward/backward pass per step serves all
@@ -10,14 +10,13 @@ floating-point rounding, because everything that makes a fit what it is stays
 per fold:
 
 - initialisation: each clone builds its own module exactly as its ``fit``
-  would (``DensityNet._prepare_training``, seeded from its ``random_state``);
-  the stacked model is assembled from those modules;
+  would; the stacked module is assembled from those modules;
 - data: fold ``k`` sees only its training rows, in batches of the same
-  composition and order as its sequential fit (its own shuffle generator,
-  ``DensityNet._training_streams``); a shorter last batch, or a fold with
-  fewer batches, is padded with rows whose loss weight is zero;
+  composition and order as its sequential fit (its own shuffle generator);
+  a shorter last batch, or a fold with fewer batches, is padded with rows
+  whose loss weight is zero;
 - noise: the module draws fold ``k``'s training noise from fold ``k``'s
-  generator with the shapes of its own batch (``VAEModule.draw_noise``);
+  generator with the shapes of its own batch (``draw_noise``, below);
 - loss: the per-fold mean losses are summed, so the gradient of fold ``k``'s
   weights is the gradient of its own loss (folds share no parameter, and no
   operation mixes folds: no batch norm, no global gradient clipping);
@@ -28,45 +27,55 @@ per fold:
   altogether (its weights, moments and step count do not move), exactly as
   its sequential fit, which has no such step.
 
-After training the weights, optimizer state, history and checkpoints are
-written back into the clones, which are then ordinary fitted nets.
-Everything else (custom modules, convolutional VAEs, other optimizers or
-callbacks, ``warm_start``, validation splits, non-integer ``random_state``)
-falls back to fitting the clones one after another.
+The stacking protocol. This module knows no model class: a module is
+stacked when its class declares it, with the class attribute
+``fold_stackable = True`` written in the class itself (the declaration is
+not inherited: a subclass may compute differently, so it declares again).
+The declaration says that the module's own code is batch-shape agnostic: it
+only uses its submodules, elementwise operations on broadcastable parameters
+and buffers, and reductions over the last axis, so a copy with fold-stacked
+parameters maps inputs of shape ``(K, B, ...)`` to outputs ``(K, B)`` and
+runs every fold at once. Its submodules are stacked in turn: ``nn.Linear``
+becomes a batched product, torch's containers and elementwise activations
+need no change, and any other submodule must declare ``fold_stackable``
+itself (a convolution does not, so a convolutional VAE is fitted fold by
+fold). Buffers must be equal across the folds. A module whose ``forward``
+draws training noise (it takes a ``generator``) also defines
+``draw_noise(batch_shape, generator=None, device=None, out=None)``, which
+returns the noise of a batch as a tuple of tensors (or None) drawn in the
+order ``forward`` draws it, writing into the tensors of ``out`` when given,
+and accepts that tuple back as ``forward(x, noise=...)``.
+
+After training the weights and optimizer state are written back into the
+fold modules; :class:`DensityNet` then fills each clone's history and
+checkpoints, so the clones are ordinary fitted nets. Anything else
+(undeclared modules, other optimizers or callbacks, ``warm_start``,
+validation splits, non-integer ``random_state``) is fitted one clone after
+another.
 """
 
 import copy
-import logging
-import numbers
 
 import numpy as np
 import torch
-from sklearn.utils import _safe_indexing
-from skorch.callbacks import PrintLog
-from skorch.dataset import Dataset as SkorchDataset
 from torch import nn
 from torch.optim.adam import adam as _adam
-from torch.utils.data import DataLoader
 
-from .._progress import report
-from ._base import _FAST_ITERATOR_KWARGS, DensityLoss, DensityNet
-from ._flow import RealNVP, _AffineCoupling
-from ._likelihoods import (
-    BernoulliLikelihood,
-    GaussianLikelihood,
-    LogitGaussianLikelihood,
-    _GaussianNoise,
-)
-from ._vae import VAEModule
+__all__ = [
+    "FoldStack",
+    "NotBatchable",
+    "STACKED_OPTIMIZERS",
+    "adam_config",
+    "batching_unavailable_reason",
+    "declares_fold_stacking",
+    "fit_folds",
+    "stack_modules",
+    "unstack_into",
+]
 
-__all__ = ["fit_folds", "batching_unavailable_reason"]
-
-logger = logging.getLogger("sklearn_mem")
-
-# modules whose own code is batch-shape agnostic: they only use their
-# submodules, elementwise operations on broadcastable parameters and sums
-# over the last axis, so a copy with fold-stacked parameters runs all folds
-_BATCH_SAFE = (
+# torch's own modules that a stacked copy runs unchanged: containers and
+# elementwise activations (nn.Linear is replaced by _StackedLinear)
+_TORCH_STACKABLE = (
     nn.Sequential,
     nn.ModuleList,
     nn.ReLU,
@@ -78,38 +87,34 @@ _BATCH_SAFE = (
     nn.SiLU,
     nn.Softplus,
     nn.Identity,
-    VAEModule,
-    RealNVP,
-    _AffineCoupling,
-    BernoulliLikelihood,
-    GaussianLikelihood,
-    LogitGaussianLikelihood,
-    _GaussianNoise,
 )
-_TOP_MODULES = (VAEModule, RealNVP)
-_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
-# DensityNet methods the batched loop re-implements; a subclass overriding
-# one of them trains differently, so it is fitted sequentially
-_LOOP_METHODS = (
-    "fit",
-    "partial_fit",
-    "fit_loop",
-    "run_single_epoch",
-    "train_step",
-    "train_step_single",
-    "infer",
-    "get_loss",
-    "get_dataset",
-    "get_iterator",
-    "get_split_datasets",
-    "_prepare_training",
-    "_training_streams",
-    "_validate_X",
-)
+# the optimizers whose update runs on the stacked tensors
+STACKED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
 
 
-class _NotBatchable(Exception):
+class NotBatchable(Exception):
     """Raised while preparing a batched fit that is not possible."""
+
+
+def declares_fold_stacking(cls):
+    """Whether the module class ``cls`` itself declares ``fold_stackable = True``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mem.models._batched import declares_fold_stacking
+    >>> class Scale(torch.nn.Module):
+    ...     fold_stackable = True
+    >>> class Subclass(Scale):
+    ...     pass
+    >>> declares_fold_stacking(Scale), declares_fold_stacking(Subclass)
+    (True, False)
+    """
+    return isinstance(cls, type) and vars(cls).get("fold_stackable", False) is True
+
+
+def _stackable_part(cls):
+    return cls in _TORCH_STACKABLE or declares_fold_stacking(cls)
 
 
 class _StackedLinear(nn.Module):
@@ -170,18 +175,18 @@ def _stack(template, folds, entries):
     """
     kind = type(template)
     if any(type(f) is not kind for f in folds):
-        raise _NotBatchable("the folds' modules differ in structure")
+        raise NotBatchable("the folds' modules differ in structure")
     if kind is nn.Linear:
         shapes = {(tuple(f.weight.shape), f.bias is None) for f in folds}
         if len(shapes) != 1:
-            raise _NotBatchable("the folds' modules differ in shape")
+            raise NotBatchable("the folds' modules differ in shape")
         new = _StackedLinear(folds)
         entries.append((new.weight, [f.weight for f in folds], _weight_view))
         if new.bias is not None:
             entries.append((new.bias, [f.bias for f in folds], _row_view))
         return new
-    if kind not in _BATCH_SAFE:
-        raise _NotBatchable(f"it contains a {kind.__name__} module")
+    if not _stackable_part(kind):
+        raise NotBatchable(f"it contains a {kind.__name__} module")
     for name, child in list(template.named_children()):
         children = [getattr(f, name) for f in folds]
         setattr(template, name, _stack(child, children, entries))
@@ -190,7 +195,7 @@ def _stack(template, folds, entries):
     for name, _ in list(template.named_parameters(recurse=False)):
         params = [getattr(f, name) for f in folds]
         if len({tuple(p.shape) for p in params}) != 1:
-            raise _NotBatchable("the folds' modules differ in shape")
+            raise NotBatchable("the folds' modules differ in shape")
         stacked = nn.Parameter(torch.stack([p.detach() for p in params])[:, None])
         setattr(template, name, stacked)
         entries.append((stacked, params, _row_view))
@@ -198,7 +203,7 @@ def _stack(template, folds, entries):
         for f in folds:
             other = getattr(f, name)
             if other.shape != buf.shape or not torch.equal(other, buf):
-                raise _NotBatchable(f"the folds' buffer {name!r} differs")
+                raise NotBatchable(f"the folds' buffer {name!r} differs")
     return template
 
 
@@ -220,7 +225,7 @@ def stack_modules(modules):
     return stacked, entries
 
 
-def unstack_into(entries, modules=None):
+def unstack_into(entries):
     """Copy each fold's part of the stacked parameters into its module."""
     with torch.no_grad():
         for stacked, params, view in entries:
@@ -331,77 +336,17 @@ class _FoldAdam:
         return state
 
 
-# ----------------------------------------------------------------------
-# When can the folds be batched?
-# ----------------------------------------------------------------------
-def _overridden(net, name):
-    return getattr(type(net), name, None) is not getattr(DensityNet, name, None)
-
-
-def _train_iterator_config(net):
-    """(batch_size, shuffle, drop_last) of the fast tensor iterator, or None."""
-    kwargs = net.get_params_for("iterator_train")
-    if net.iterator_train is not DataLoader or not set(kwargs) <= (
-        _FAST_ITERATOR_KWARGS | {"batch_size"}
-    ):
-        return None
-    if kwargs.get("num_workers", 0):
-        return None
-    batch_size = kwargs.get("batch_size", net.batch_size)
-    return (
-        int(batch_size),
-        bool(kwargs.get("shuffle", False)),
-        bool(kwargs.get("drop_last", False)),
-    )
-
-
-def _net_reason(net):
-    """Why this (unfitted) net cannot join a batched fit, or None."""
-    name = type(net).__name__
-    if not isinstance(net, DensityNet):
-        return f"{name} is not a DensityNet"
-    for method in _LOOP_METHODS:
-        if _overridden(net, method):
-            return f"{name} overrides {method}"
-    rs = net.random_state
-    if not isinstance(rs, numbers.Integral) or isinstance(rs, bool):
-        return "random_state is not an integer"
-    module = net.module
-    if not (isinstance(module, type) and module in _TOP_MODULES):
-        shown = getattr(module, "__name__", type(module).__name__)
-        return f"the module {shown} is not VAEModule or RealNVP"
-    if net.criterion is not DensityLoss or net.get_params_for("criterion"):
-        return "the criterion is not the default DensityLoss"
-    if net.optimizer not in _OPTIMIZERS:
-        shown = getattr(net.optimizer, "__name__", net.optimizer)
-        return f"the optimizer {shown} is not Adam or AdamW"
-    if net.callbacks not in (None, [], ()):
-        return "callbacks are set (only the default callbacks are batched)"
-    if net.train_split is not None:
-        return "train_split is set"
-    if net.warm_start:
-        return "warm_start=True"
-    if getattr(net, "compile", False):
-        return "compile=True"
-    if net.dataset is not SkorchDataset or net.get_params_for("dataset"):
-        return "a custom dataset is set"
-    if _train_iterator_config(net) is None:
-        return "the training iterator is customised"
-    return None
-
-
-def _optimizer_config(net):
-    """(hyper-parameter group, decoupled weight decay) of a prepared net."""
-    opt = net.optimizer_
-    if type(opt) not in _OPTIMIZERS:
-        raise _NotBatchable(f"the optimizer is a {type(opt).__name__}")
+def _adam_config(opt):
+    """(hyper-parameter group, decoupled weight decay) of one optimizer."""
+    if type(opt) not in STACKED_OPTIMIZERS:
+        raise NotBatchable(f"the optimizer is a {type(opt).__name__}")
     if len(opt.param_groups) != 1:
-        raise _NotBatchable("the optimizer has several parameter groups")
+        raise NotBatchable("the optimizer has several parameter groups")
     group = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
     if group.get("capturable") or group.get("differentiable"):
-        raise _NotBatchable("the optimizer is capturable or differentiable")
+        raise NotBatchable("the optimizer is capturable or differentiable")
     if isinstance(group["lr"], torch.Tensor):
-        raise _NotBatchable("the learning rate is a tensor")
+        raise NotBatchable("the learning rate is a tensor")
     decoupled = bool(
         group.get("decoupled_weight_decay", False) or type(opt) is torch.optim.AdamW
     )
@@ -416,59 +361,26 @@ def _comparable(value):
     return value
 
 
-def batching_unavailable_reason(estimators):
-    """Why ``estimators`` cannot be fitted as one batched model, or None.
+def adam_config(optimizers):
+    """The shared Adam/AdamW configuration of the folds' optimizers.
 
-    Checks the parameters only (nothing is fitted). A None answer can still
-    turn into a sequential fit when the built modules cannot be stacked.
+    Returns
+    -------
+    group : dict
+        The hyper-parameters of the (single) parameter group.
+    decoupled : bool
+        Whether weight decay is decoupled (AdamW).
+
+    Raises
+    ------
+    NotBatchable
+        When an optimizer is not Adam or AdamW, or the optimizers differ.
     """
-    if not estimators:
-        return "there are no estimators"
-    for net in estimators:
-        reason = _net_reason(net)
-        if reason is not None:
-            return reason
-    params = []
-    for net in estimators:
-        p = net.get_params(deep=False)
-        p.pop("random_state", None)
-        params.append(repr(sorted((k, repr(v)) for k, v in p.items())))
-    if len(set(params)) != 1:
-        return "the estimators differ in parameters other than random_state"
-    return None
-
-
-# ----------------------------------------------------------------------
-# The batched fit
-# ----------------------------------------------------------------------
-def _fit_sequential(estimators, X, trains):
-    fitted = []
-    for est, train in zip(estimators, trains):
-        fitted.append(est.fit(_safe_indexing(X, train)))
-        report("fits (one by one)", len(fitted), len(estimators))
-    return fitted
-
-
-def fit_folds(estimators, X, trains):
-    """Fit ``estimators[k]`` on ``X[trains[k]]``, batched when possible.
-
-    See :meth:`DensityNet.fit_folds`.
-    """
-    estimators = list(estimators)
-    trains = [np.asarray(t, dtype=np.intp) for t in trains]
-    if len(estimators) != len(trains):
-        raise ValueError(
-            f"fit_folds got {len(estimators)} estimators for {len(trains)} "
-            "training parts; pass one estimator per training part."
-        )
-    reason = batching_unavailable_reason(estimators)
-    if reason is None:
-        try:
-            return _fit_batched(estimators, X, trains)
-        except _NotBatchable as exc:
-            reason = str(exc)
-    logger.debug("fit_folds: fitting the folds one by one: %s", reason)
-    return _fit_sequential(estimators, X, trains)
+    config = _adam_config(optimizers[0])
+    for opt in optimizers[1:]:
+        if _comparable(_adam_config(opt)) != _comparable(config):
+            raise NotBatchable("the optimizers differ")
+    return config
 
 
 class _Plan:
@@ -512,138 +424,194 @@ class _NoiseBuffers:
     """Each fold's training noise of a step, drawn into stacked buffers.
 
     Fold ``k`` draws from its own generator with the shapes of its own batch
-    (``VAEModule.draw_noise``), straight into its part of preallocated
+    (the module's ``draw_noise``), straight into its part of preallocated
     ``(K, width, ...)`` tensors; the rest of a fold's part (a short batch,
-    or no batch at this step) is zero.
+    or no batch at this step) is zero. The layout of the noise comes from
+    one draw of a single row on a scratch generator.
     """
 
     def __init__(self, modules, generators, width, device):
         self.modules = modules
         self.generators = generators
         self.device = device
-        first = modules[0]
+        self.width = width
+        scratch = torch.Generator(device=generators[0].device)
+        layout = modules[0].draw_noise((1,), scratch, device)
         K = len(modules)
-        self.eps = torch.zeros((K, width, first.latent_dim), device=device)
-        self.u = None
-        if first.likelihood.needs_noise:
-            self.u = torch.zeros((K, width, first.n_features), device=device)
+        self.buffers = tuple(
+            None
+            if t is None
+            else torch.zeros((K, width, *t.shape[1:]), dtype=t.dtype, device=device)
+            for t in layout
+        )
 
     def draw(self, sizes):
-        eps, u = self.eps, self.u
-        width = eps.shape[1]
+        buffers = self.buffers
         for k, size in enumerate(sizes):
             if size:
-                out = (eps[k, :size], None if u is None else u[k, :size])
+                out = tuple(None if b is None else b[k, :size] for b in buffers)
                 self.modules[k].draw_noise(
                     (size,), self.generators[k], self.device, out=out
                 )
-            if size < width:
-                eps[k, size:] = 0.0
-                if u is not None:
-                    u[k, size:] = 0.0
-        return eps, u
+            if size < self.width:
+                for b in buffers:
+                    if b is not None:
+                        b[k, size:] = 0.0
+        return buffers
 
 
-def _notify_epoch_end(net):
-    """``net.notify("on_epoch_end")``, without a silent PrintLog's table.
+class FoldStack:
+    """K fold modules trained as one stacked module, one epoch at a time.
 
-    With ``verbose=0`` skorch's PrintLog formats a table per epoch and
-    prints nothing (about 1 ms, 10% of a batched step); only its
-    first-iteration flag is kept up to date.
+    Parameters
+    ----------
+    modules : list of torch.nn.Module
+        The folds' freshly initialised modules (stackable, see above).
+    adam : tuple
+        ``adam_config`` of the folds' optimizers.
+    data : tensor of shape (n_rows, n_features)
+        Every training row once, on the modules' device.
+    fold_rows : list of int tensors
+        Fold ``k``'s training rows, as positions in ``data``.
+    batch_sizes : list of int
+        Each fold's batch size.
+    drop_last : bool
+        Whether a fold's shorter last batch is dropped.
+    shuffle_generators : list of torch.Generator or None
+        Each fold's batch-order generator; None keeps the rows in order.
+    noise_generators : list of torch.Generator or None
+        Each fold's training-noise generator, for modules that draw noise.
+
+    Raises
+    ------
+    NotBatchable
+        When the modules cannot be stacked.
     """
-    kwargs = {"dataset_train": None, "dataset_valid": None}
-    net.on_epoch_end(net, **kwargs)
-    for _, cb in net.callbacks_:
-        if isinstance(cb, PrintLog) and not net.verbose:
-            cb.first_iteration_ = False
-            continue
-        cb.on_epoch_end(net, **kwargs)
+
+    def __init__(
+        self,
+        modules,
+        adam,
+        data,
+        fold_rows,
+        batch_sizes,
+        *,
+        drop_last=False,
+        shuffle_generators=None,
+        noise_generators=None,
+    ):
+        group, decoupled = adam
+        self.n_folds = len(modules)
+        self.stacked, self.entries = stack_modules(modules)
+        self.optimizer = _FoldAdam(self.entries, self.n_folds, group, decoupled)
+        self.device = next(modules[0].parameters()).device
+        self.data = data
+        self.fold_rows = fold_rows
+        self.batch_sizes = batch_sizes
+        self.drop_last = drop_last
+        self.shuffle_generators = shuffle_generators
+        self.noise = None
+        if noise_generators is not None:
+            if not hasattr(self.stacked, "draw_noise"):
+                raise NotBatchable("the module draws noise but has no draw_noise")
+            width = max(batch_sizes)
+            self.noise = _NoiseBuffers(modules, noise_generators, width, self.device)
+        self.stacked.train()
+
+    def run_epoch(self):
+        """Train every fold for one pass over its rows.
+
+        Returns
+        -------
+        losses : list of list of float
+            ``losses[j][k]``: fold ``k``'s mean loss at step ``j``.
+        sizes : list of list of int
+            ``sizes[j][k]``: fold ``k``'s batch size at step ``j`` (0 when
+            it has no batch there).
+        counts : list of int
+            The number of batches of each fold (its first ``counts[k]``
+            steps).
+        """
+        n_folds = self.n_folds
+        rows = []
+        for k in range(n_folds):
+            r = self.fold_rows[k]
+            if self.shuffle_generators is not None:
+                r = r[torch.randperm(len(r), generator=self.shuffle_generators[k])]
+            rows.append(r)
+        plan = _Plan(rows, self.batch_sizes, self.drop_last, self.device)
+        all_sizes = plan.sizes.tolist()
+        # every step's batches gathered at once: x of step j is a view
+        epoch_x = self.data[plan.idx]
+        epoch_losses = torch.empty((plan.n_steps, n_folds), device=self.device)
+        stacked, optimizer = self.stacked, self.optimizer
+        for j in range(plan.n_steps):
+            sizes = all_sizes[j]
+            active = [k for k in range(n_folds) if sizes[k]]
+            x = epoch_x[j]
+            if self.noise is not None:
+                y_pred = stacked(x, noise=self.noise.draw(sizes))
+            else:
+                y_pred = stacked(x)
+            fold_loss = -(y_pred * plan.mask[j]).sum(1) / plan.denominator[j]
+            optimizer.zero_grad()
+            fold_loss.sum().backward()
+            optimizer.step(active)
+            epoch_losses[j] = fold_loss.detach()
+        return epoch_losses.tolist(), all_sizes, plan.counts
+
+    def unstack(self):
+        """Write each fold's current weights into its module."""
+        unstack_into(self.entries)
+
+    def optimizer_state(self, k):
+        """The ``torch.optim.Adam`` state of fold ``k``, keyed by its params."""
+        return self.optimizer.state_for_fold(k)
 
 
-def _fit_batched(nets, X, trains):
-    X_parts = []
-    for net, train in zip(nets, trains):
-        net.initialize()
-        X_parts.append(net._prepare_training(_safe_indexing(X, train)))
-    first = nets[0]
-    modules = [net.module_ for net in nets]
-    group, decoupled = _optimizer_config(first)
-    for net in nets[1:]:
-        if _comparable(_optimizer_config(net)) != _comparable((group, decoupled)):
-            raise _NotBatchable("the optimizers differ")
-    if any(torch.device(net.device) != torch.device(first.device) for net in nets):
-        raise _NotBatchable("the nets are on different devices")
-    stacked, entries = stack_modules(modules)
-    optimizer = _FoldAdam(entries, len(nets), group, decoupled)
-    device = modules[0].parameters().__next__().device
+# ----------------------------------------------------------------------
+# The protocol seen from a list of nets
+# ----------------------------------------------------------------------
+def batching_unavailable_reason(estimators):
+    """Why ``estimators`` cannot be fitted as one batched model, or None.
 
-    # the data: every training row once, validated as the fits validate it
-    used = np.unique(np.concatenate(trains))
-    data = first._to_tensor(first._validate_X(_safe_indexing(X, used), reset=False))
-    fold_rows = [torch.as_tensor(np.searchsorted(used, t)) for t in trains]
+    Each estimator answers for itself (its
+    ``fold_batching_unavailable_reason()``); the estimators must then differ
+    in ``random_state`` only. Checks the parameters only (nothing is
+    fitted): a None answer can still turn into a sequential fit when the
+    built modules cannot be stacked.
+    """
+    if not estimators:
+        return "there are no estimators"
+    for net in estimators:
+        ask = getattr(net, "fold_batching_unavailable_reason", None)
+        if ask is None:
+            return f"{type(net).__name__} is not a DensityNet"
+        reason = ask()
+        if reason is not None:
+            return reason
+    params = []
+    for net in estimators:
+        p = net.get_params(deep=False)
+        p.pop("random_state", None)
+        params.append(repr(sorted((k, repr(v)) for k, v in p.items())))
+    if len(set(params)) != 1:
+        return "the estimators differ in parameters other than random_state"
+    return None
 
-    batch_size, shuffle, drop_last = _train_iterator_config(first)
-    batch_sizes = [len(t) if batch_size == -1 else max(1, batch_size) for t in trains]
-    streams = [net._training_streams() for net in nets]
-    draws_noise = hasattr(stacked, "draw_noise") and streams[0]["pass_generator"]
-    checkpoints = {int(e) for e in (first.checkpoint_epochs or ())}
-    n_folds = len(nets)
 
-    if draws_noise:
-        width = max(batch_sizes)
-        noise = _NoiseBuffers(modules, [st["noise"] for st in streams], width, device)
-    for net, Xk in zip(nets, X_parts):
-        net.notify("on_train_begin", X=Xk, y=None)
-    stacked.train()
-    try:
-        for epoch in range(first.max_epochs):
-            for net in nets:
-                net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
-            rows = []
-            for k in range(n_folds):
-                r = fold_rows[k]
-                if shuffle:
-                    r = r[torch.randperm(len(r), generator=streams[k]["shuffle"])]
-                rows.append(r)
-            plan = _Plan(rows, batch_sizes, drop_last, device)
-            all_sizes = plan.sizes.tolist()
-            # every step's batches gathered at once: x of step j is a view
-            epoch_x = data[plan.idx]
-            epoch_losses = torch.empty((plan.n_steps, n_folds), device=device)
-            for j in range(plan.n_steps):
-                sizes = all_sizes[j]
-                active = [k for k in range(n_folds) if sizes[k]]
-                x = epoch_x[j]
-                if draws_noise:
-                    eps, u = noise.draw(sizes)
-                    y_pred = stacked.elbo(x, eps, u)
-                else:
-                    y_pred = stacked(x)
-                fold_loss = -(y_pred * plan.mask[j]).sum(1) / plan.denominator[j]
-                optimizer.zero_grad()
-                fold_loss.sum().backward()
-                optimizer.step(active)
-                epoch_losses[j] = fold_loss.detach()
-            # the history of the epoch's batches, as the sequential fits
-            # record it (a fold's batches are its first counts[k] steps)
-            losses = epoch_losses.tolist()
-            for k, net in enumerate(nets):
-                history = net.history
-                for j in range(plan.counts[k]):
-                    history.new_batch()
-                    history.record_batch("train_loss", losses[j][k])
-                    history.record_batch("train_batch_size", all_sizes[j][k])
-            for k, net in enumerate(nets):
-                net.history.record("train_batch_count", plan.counts[k])
-            if len(first.history) in checkpoints:
-                unstack_into(entries)
-            for net in nets:
-                _notify_epoch_end(net)
-            report("training epochs (all folds)", epoch + 1, first.max_epochs)
-    finally:
-        unstack_into(entries)
-    for k, net in enumerate(nets):
-        net.optimizer_.state.clear()
-        net.optimizer_.state.update(optimizer.state_for_fold(k))
-        net.notify("on_train_end", X=X_parts[k], y=None)
-    return nets
+def fit_folds(estimators, X, trains):
+    """Fit ``estimators[k]`` on ``X[trains[k]]``, batched when possible.
+
+    The estimators' own protocol method: ``estimators[0].fit_folds``
+    (see :meth:`DensityNet.fit_folds`).
+    """
+    estimators = list(estimators)
+    if len(estimators) != len(trains):
+        raise ValueError(
+            f"fit_folds got {len(estimators)} estimators for {len(trains)} "
+            "training parts; pass one estimator per training part."
+        )
+    if not estimators:
+        return []
+    return estimators[0].fit_folds(estimators, X, trains)

@@ -15,6 +15,8 @@ _LOG_2PI = math.log(2 * math.pi)
 class _AffineCoupling(nn.Module):
     """y = x on the mask; elsewhere y = x * exp(s(x_masked)) + t(x_masked)."""
 
+    fold_stackable = True  # elementwise, sums over the last axis
+
     def __init__(self, mask, hidden_dims, scale_bound):
         super().__init__()
         self.register_buffer("mask", mask)
@@ -70,6 +72,9 @@ class RealNVP(nn.Module):
     >>> flow(torch.zeros(1, 2))  # identity at initialisation: log N(0; 0, I)
     tensor([-1.8379], grad_fn=<AddBackward0>)
     """
+
+    # forward and log_prob work on fold-stacked inputs (K, B, n_features)
+    fold_stackable = True
 
     def __init__(self, n_features, n_layers=6, hidden_dims=(64, 64), scale_bound=3.0):
         super().__init__()

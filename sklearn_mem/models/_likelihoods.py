@@ -11,7 +11,10 @@ noise parameters and knows
 - how to draw data-space samples (``sample``).
 
 The decoder always outputs one value per feature (a mean or a logit); the
-variances are free parameters of the likelihood, shared by all z.
+variances are free parameters of the likelihood, shared by all z. Every
+likelihood declares ``fold_stackable``: its code is elementwise with sums
+over the last axis, so a fold-stacked VAE (``models/_batched.py``) runs it
+unchanged.
 """
 
 import math
@@ -29,6 +32,8 @@ def _inverse_softplus(y):
 
 class _GaussianNoise(torch.nn.Module):
     """Learned standard deviation, per feature or one scalar, floored."""
+
+    fold_stackable = True  # elementwise, sums over the last axis
 
     def __init__(self, n_features, per_feature=True, min_std=1e-3):
         super().__init__()
@@ -79,6 +84,8 @@ class Likelihood(torch.nn.Module):
 class BernoulliLikelihood(Likelihood):
     """Independent Bernoulli pixels; data in [0, 1] (grey levels allowed)."""
 
+    fold_stackable = True  # elementwise, sums over the last axis
+
     @staticmethod
     def check_X(X, estimator_name):
         lo, hi = float(X.min()), float(X.max())
@@ -101,6 +108,8 @@ class BernoulliLikelihood(Likelihood):
 
 class GaussianLikelihood(Likelihood):
     """Gaussian with a learned variance per feature (or one shared scalar)."""
+
+    fold_stackable = True  # elementwise, sums over the last axis
 
     def __init__(self, n_features, per_feature=True, min_std=1e-3):
         super().__init__(n_features)
@@ -126,6 +135,8 @@ class LogitGaussianLikelihood(Likelihood):
     cube, ``P(x) = E_u[p_v(x + u)]``: importance sampling over ``u`` (with the
     latent ``z``) estimates the probability of the discrete image, in nats.
     """
+
+    fold_stackable = True  # elementwise, sums over the last axis
 
     needs_noise = True
 

@@ -8,14 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._progress import report
-from ._base import (
-    DensityNet,
-    _derive_seed,
-    _forked_global_rng,
-    _seed_global_rng,
-)
+from ._base import DensityNet, _score_chunks
 from ._likelihoods import LIKELIHOODS, check_likelihood_X, make_likelihood
+from ._random import _derive_seed
 
 __all__ = ["VAEModule", "VAEDensity"]
 
@@ -242,6 +237,11 @@ class VAEModule(nn.Module):
     torch.Size([3])
     """
 
+    # forward, elbo, draw_noise and the likelihoods work on fold-stacked
+    # inputs (K, B, n_features); a convolutional encoder/decoder does not
+    # declare it, so stacking a "conv" VAE is refused
+    fold_stackable = True
+
     def __init__(
         self,
         n_features,
@@ -292,9 +292,15 @@ class VAEModule(nn.Module):
         """Decoder output (means or logits), shape (n, n_features)."""
         return self.decoder(z)
 
-    def forward(self, x, generator=None):
-        """Per-sample ELBO with one reparameterised sample and analytic KL."""
-        return self.elbo(x, *self.draw_noise(x.shape[:-1], generator, x.device))
+    def forward(self, x, generator=None, noise=None):
+        """Per-sample ELBO with one reparameterised sample and analytic KL.
+
+        The noise is drawn from ``generator`` (:meth:`draw_noise`), unless
+        given as ``noise=(eps, u)``.
+        """
+        if noise is None:
+            noise = self.draw_noise(x.shape[:-1], generator, x.device)
+        return self.elbo(x, *noise)
 
     def draw_noise(self, batch_shape, generator=None, device=None, out=None):
         """The training noise of a batch: ``(eps, u)``, drawn in that order.
@@ -411,50 +417,24 @@ _SHARED_NOISE_ROWS = 256
 def _score_folds_shared(estimators, X):
     """``[est.score_samples(X) for est in estimators]``, sharing the noise.
 
-    Each model scores exactly the chunks ``score_samples`` scores, with the
-    same noise and operations (under the same global-RNG seeding as
-    ``DensityNet._score_loop``), so the rows are identical; the common
-    random numbers of a block of chunks are drawn once for all models.
+    The scoring loop of ``score_samples`` (:func:`_score_chunks`: the same
+    chunks, noise and operations, so the rows are identical), with the
+    common random numbers of a block of chunks drawn once for all models.
     """
     first = estimators[0]
-    for est in estimators:
-        est._check_fitted()
-        if not isinstance(est.score_seed, numbers.Integral) or est.score_seed < 0:
-            raise ValueError(
-                f"score_seed={est.score_seed!r}; expected a non-negative "
-                "integer (the same for every fit that should share scoring noise)."
-            )
-    Xt = first._to_tensor(first._validate_X(X, reset=False))
-    n = len(Xt)
-    chunk = first._score_batch_size(n)
     S = first._n_importance()
-    out = np.empty((len(estimators), n), dtype=np.float64)
-    score_seed = int(first.score_seed)
-    device = first.device
-    for est in estimators:
-        est._set_training(False)
     workspace = _Workspace()  # the models share shapes, hence buffers
-    starts = list(range(0, n, chunk))
-    per_block = max(1, _SHARED_NOISE_ROWS // chunk)
-    with (
-        torch.no_grad(),
-        _forked_global_rng(device, _derive_seed(score_seed, "score")),
-    ):
-        for b0 in range(0, len(starts), per_block):
-            block = list(enumerate(starts))[b0 : b0 + per_block]
-            noises = [
-                first._crn_noise(start, len(Xt[start : start + chunk]), S)
-                for _, start in block
-            ]
-            for k, est in enumerate(estimators):
-                for (index, start), noise in zip(block, noises):
-                    _seed_global_rng(device, _derive_seed(score_seed, "score", index))
-                    xb = Xt[start : start + chunk]
-                    lp = est._log_prob_chunk(xb, start, noise, workspace)
-                    out[k, start : start + len(xb)] = lp.detach().double().cpu().numpy()
-            last_start = block[-1][1]
-            report("scoring rows (all models)", min(n, last_start + chunk), n)
-    return out
+    return _score_chunks(
+        estimators,
+        [
+            functools.partial(est._log_prob_chunk, workspace=workspace)
+            for est in estimators
+        ],
+        X,
+        noise_fn=lambda start, n_rows: first._crn_noise(start, n_rows, S),
+        block_rows=_SHARED_NOISE_ROWS,
+        stage="scoring rows (all models)",
+    )
 
 
 class VAEDensity(DensityNet):
@@ -510,9 +490,9 @@ class VAEDensity(DensityNet):
     qmc : bool, default=True
         Draw each row's latent importance samples as a randomly shifted
         Sobol point set (randomised quasi-Monte Carlo) instead of i.i.d.
-        normals. Still an unbiased-weight IWAE estimate, with lower variance:
-        on digits it cut the seed-to-seed spread of log p 2-2.7x at S=128
-        and S=1024 (a ~7x larger S for free).
+        normals. Still an unbiased-weight IWAE estimate, with lower variance
+        (``python benchmarks/bench_models.py crn`` measures the spread of
+        log p and M over scoring seeds with and without it).
     score_batch_size : int or None, default=None
         Rows x importance samples evaluated per forward pass while scoring;
         bounds memory. None means 4096 with ``score_precision="float32"``
@@ -525,11 +505,11 @@ class VAEDensity(DensityNet):
         ``"bfloat16"`` rounds the weights and activations to bfloat16
         (products still accumulate in float32, and the log-densities and sums
         stay in full precision): on CPUs with AMX or AVX512-BF16 and on GPUs
-        the products run about three times faster, at an error far below
-        the Monte Carlo noise of the estimate (on digits, a few thousandths
-        of a nat per row at S=1000). On other CPUs it can be slower. The
-        estimate stays a valid importance-weighted bound of the rounded
-        network.
+        the products run faster, at an error far below the Monte Carlo
+        noise of the estimate (the user guide's "Parallelism and scale"
+        page and ``python benchmarks/run.py`` give the measurements). On
+        other CPUs it can be slower. The estimate stays a valid
+        importance-weighted bound of the rounded network.
     score_seed : int, default=0
         Seed of the scoring noise (see above).
     module : torch.nn.Module class, default=VAEModule
