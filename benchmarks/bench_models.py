@@ -11,7 +11,26 @@ Three measurements on scikit-learn's digits (1797 x 64, scaled to [0, 1]):
    once; only the scoring is repeated.
 3. ``epochs``: quantiles of the memorization score M for VAEs trained for
    more and more epochs (K-fold, logmeanexp aggregation), via
-   ``MemorizationScorer`` when available, otherwise by hand with ``KFold``.
+   ``MemorizationScorer``.
+4. ``micro``: the small costs that shaped the code of ``sklearn_mem.models``
+   (they used to be quoted in its docstrings): seeding torch's global RNG
+   with ``torch.manual_seed`` against ``_random._seed_global_rng`` (scoring
+   seeds once per chunk), a recursive ``module.train()`` per batch against
+   the training step of a small VAE (``DensityNet.train_step_single`` skips
+   it), and a silent skorch ``PrintLog`` per epoch (a fold-batched fit tells
+   it about the first epoch only).
+
+Measured on the two-core development VM (torch CPU, one thread), for the
+record; re-measure with this script:
+
+- ``crn``: randomised QMC (``qmc=True``) cut the seed-to-seed spread of
+  log p on digits 2-2.7x at S=128 and S=1024 (as much as a ~7x larger S).
+- ``micro``: ``torch.manual_seed`` about 0.1 ms per call, a recursive
+  ``train()`` about 7% of a small VAE's step, a silent ``PrintLog`` about
+  1 ms per epoch (10% of a fold-batched step).
+- ``score_precision="bfloat16"`` (``benchmarks/run.py``): the scoring
+  products about three times faster on CPUs with AMX/AVX512-BF16 and on
+  GPUs, a few thousandths of a nat per row at S=1000 on digits.
 
 Usage::
 
@@ -19,6 +38,7 @@ Usage::
     python benchmarks/bench_models.py overhead --epochs 20 --repeats 3
     python benchmarks/bench_models.py crn --samples 128 1000 --rescore 5
     python benchmarks/bench_models.py epochs --epoch-grid 10 50 200 --n-jobs 2
+    python benchmarks/bench_models.py micro
 
 Run it with one thread per process (``OMP_NUM_THREADS=1``) for stable numbers;
 ``--threads`` sets torch's intra-op threads for the timed sections.
@@ -41,8 +61,10 @@ from sklearn.model_selection import KFold  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from sklearn_mem import MemorizationScorer  # noqa: E402
+from sklearn_mem._aggregate import aggregate_loglik  # noqa: E402
 from sklearn_mem.models import FlowDensity, RealNVP, VAEDensity, VAEModule  # noqa: E402
-from sklearn_mem.models._base import _derive_seed  # noqa: E402
+from sklearn_mem.models._random import _derive_seed, _seed_global_rng  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -147,16 +169,6 @@ def bench_overhead(X, *, epochs, repeats, batch_size=128):
 # 2. common random numbers
 # ----------------------------------------------------------------------
 def aggregate(loglik, in_mask):
-    try:
-        from sklearn_mem._aggregate import aggregate_loglik
-    except ImportError:  # core not available: the same logmeanexp by hand
-        from scipy.special import logsumexp
-
-        def lme(mask):
-            vals = np.where(mask, loglik, -np.inf)
-            return logsumexp(vals, axis=0) - np.log(mask.sum(axis=0))
-
-        return lme(in_mask) - lme(~in_mask)
     return aggregate_loglik(loglik, in_mask, warn=False).memorization
 
 
@@ -243,18 +255,10 @@ def bench_crn(X, *, samples, rescore, epochs, n_splits=5):
 # 3. epochs vs memorization
 # ----------------------------------------------------------------------
 def memorization_scores(est, X, *, n_splits, n_jobs, seed):
-    try:
-        from sklearn_mem import MemorizationScorer
-    except ImportError:
-        MemorizationScorer = None
-    if MemorizationScorer is not None:
-        mem = MemorizationScorer(
-            est, cv=n_splits, refit=False, n_jobs=n_jobs, random_state=seed
-        ).fit(X)
-        return mem.memorization_scores_, "MemorizationScorer"
-    fits, in_mask = kfold_fits(lambda: est, X, n_splits=n_splits, seed=seed)
-    loglik = np.vstack([f.score_samples(X) for f in fits])
-    return aggregate(loglik, in_mask), "KFold by hand"
+    mem = MemorizationScorer(
+        est, cv=n_splits, refit=False, n_jobs=n_jobs, random_state=seed
+    ).fit(X)
+    return mem.memorization_scores_, "MemorizationScorer"
 
 
 def bench_epochs(X, *, epoch_grid, n_splits, n_jobs, samples):
@@ -275,13 +279,64 @@ def bench_epochs(X, *, epoch_grid, n_splits, n_jobs, samples):
     return note + "\n\n" + table(header, rows)
 
 
+# ----------------------------------------------------------------------
+# 4. small costs behind choices in sklearn_mem.models
+# ----------------------------------------------------------------------
+def _per_call(fn, repeats):
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats
+
+
+def bench_micro(X, *, repeats=200):
+    from skorch.callbacks import PrintLog
+
+    rows = []
+    state = torch.get_rng_state()
+    try:
+        seeding = _per_call(lambda: torch.manual_seed(0), repeats)
+        ours = _per_call(lambda: _seed_global_rng("cpu", 0), repeats)
+    finally:
+        torch.set_rng_state(state)
+    rows.append(("torch.manual_seed", f"{1e3 * seeding:.4f}", ""))
+    rows.append(("_random._seed_global_rng", f"{1e3 * ours:.4f}", ""))
+
+    net = VAEDensity(
+        latent_dim=4, hidden_dims=(32,), max_epochs=1, batch_size=128, random_state=0
+    ).fit(X)
+    batch = torch.as_tensor(X[:128], dtype=torch.float32)
+
+    def step():
+        net.train_step_single((batch, None))
+        net.module_.zero_grad()
+
+    t_step = _per_call(step, repeats)
+    t_train = _per_call(lambda: net.module_.train(), repeats)
+    rows.append(("training step, small VAE (batch 128)", f"{1e3 * t_step:.4f}", ""))
+    rows.append(
+        (
+            "recursive module.train()",
+            f"{1e3 * t_train:.4f}",
+            f"{100 * t_train / t_step:.0f}% of the step",
+        )
+    )
+
+    log = PrintLog().initialize()
+    net.set_params(verbose=0)
+    t_log = _per_call(lambda: log.on_epoch_end(net), repeats)
+    rows.append(("silent PrintLog.on_epoch_end", f"{1e3 * t_log:.4f}", "per epoch"))
+    return table(("operation", "ms per call", "note"), rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "which",
         nargs="*",
         default=["overhead", "crn", "epochs"],
-        choices=["overhead", "crn", "epochs"],
+        choices=["overhead", "crn", "epochs", "micro"],
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=20, help="overhead epochs")
@@ -313,6 +368,10 @@ def main(argv=None):
                     epochs=args.crn_epochs,
                 )
             )
+            print(flush=True)
+        if "micro" in args.which:
+            print("## Small costs behind choices in sklearn_mem.models\n")
+            print(bench_micro(X))
             print(flush=True)
         if "epochs" in args.which:
             print("## Epochs vs memorization\n")
