@@ -242,7 +242,16 @@ def score_checkpoints(estimator, X, index):
 
 def check_loglik(loglik, n_samples, estimator, index):
     """Validate one fit's log-likelihood row."""
-    where = f"fit {index} ({_describe(estimator)})"
+    return check_loglik_row(loglik, n_samples, f"fit {index} ({_describe(estimator)})")
+
+
+def check_loglik_row(loglik, n_samples, where, *, allow_posinf=False):
+    """Validate log-likelihoods returned by ``score_samples`` of ``where``.
+
+    One float64 value per sample; ``-inf`` (zero density) is kept; a wrong
+    shape, a non-real dtype, NaN or (unless allowed) ``+inf`` raise a
+    ValueError naming ``where``.
+    """
     loglik = np.asarray(loglik)
     if loglik.shape != (n_samples,):
         raise ValueError(
@@ -264,7 +273,7 @@ def check_loglik(loglik, n_samples, estimator, index):
             "for divergence (regularise it, rescale X)."
         )
     n_posinf = int(np.isposinf(loglik).sum())
-    if n_posinf:
+    if n_posinf and not allow_posinf:
         raise ValueError(
             f"score_samples of {where} returned +inf for {n_posinf} samples: "
             "the fitted density is degenerate (e.g. a singular covariance). "

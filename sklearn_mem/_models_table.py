@@ -7,7 +7,6 @@ from ._errors import CLIError
 
 logger = logging.getLogger("sklearn_mem")
 
-MODELS = ("kde", "gmm", "vae", "flow")
 TORCH_EXTRA = "pip install 'sklearn_mem[torch]'"
 
 # Per-model options and their defaults. The VAE defaults are sized so that
@@ -130,7 +129,9 @@ def build_estimator(model, options, X, image_shape=None):
     (3, 0.01)
     """
     if model not in MODEL_OPTIONS:
-        raise CLIError(f"unknown model {model!r}: expected one of {', '.join(MODELS)}.")
+        raise CLIError(
+            f"unknown model {model!r}: expected one of {', '.join(MODEL_OPTIONS)}."
+        )
     params = dict(MODEL_OPTIONS[model])
     params.update({k: v for k, v in options.items() if v is not None})
     if "hidden_dims" in params:

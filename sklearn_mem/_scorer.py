@@ -145,14 +145,22 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         rounding.
 
     n_jobs : int, default=None
-        Number of fits run in parallel through
-        :class:`sklearn.utils.parallel.Parallel`. ``None`` means 1 unless in a
-        :func:`joblib.parallel_config` context; ``-1`` means all processors.
-        The backend (loky, threading, dask, ray) is chosen with
-        ``joblib.parallel_config(backend=...)``. Each fit runs with one
-        BLAS/OpenMP/torch thread (raise it with
-        ``parallel_config(inner_max_num_threads=k)``), so workers never
-        oversubscribe the cores.
+        How many cores the fits use; what runs in parallel depends on the
+        path (``method_``):
+
+        - ``"refit"``: fits (and the refit on all of ``X``) run as jobs of
+          :class:`sklearn.utils.parallel.Parallel`, processes under loky;
+          the backend (loky, threading, dask, ray) is chosen with
+          ``joblib.parallel_config(backend=...)``. Each fit runs with one
+          BLAS/OpenMP/torch thread (raise it with
+          ``parallel_config(inner_max_num_threads=k)``), so workers never
+          oversubscribe the cores;
+        - ``"batched"``: one process trains every fold at once, with
+          ``n_jobs`` torch threads;
+        - ``"exact"``: threads over chunks of rows of the kernel sums.
+
+        ``None`` means 1 unless in a :func:`joblib.parallel_config` context;
+        ``-1`` means all processors. The scores do not depend on it.
 
     memory : str or object with the joblib.Memory interface, default=None
         Cache of the per-fit log-likelihood rows, keyed by the estimator's

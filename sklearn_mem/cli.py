@@ -46,7 +46,6 @@ from ._errors import CLIError
 from ._models_table import (
     _ALL_MODEL_OPTIONS,
     MODEL_OPTIONS,
-    MODELS,
     build_estimator,
     default_model,
 )
@@ -404,7 +403,9 @@ def _print_summary(summary, out):
     q = stats["quantiles"]
 
     def f(v):
-        return "n/a" if v is None else f"{v:.3f}"
+        if v is None:
+            return "n/a"
+        return v if isinstance(v, str) else f"{v:.3f}"
 
     top = ", ".join(str(t["id"]) for t in stats["top_memorized"][:10])
     print(
@@ -610,7 +611,7 @@ def build_parser():
     g = run.add_argument_group("model")
     g.add_argument(
         "--model",
-        choices=MODELS,
+        choices=tuple(MODEL_OPTIONS),
         help="kde: KernelDensity (closed form, no refits); gmm: GaussianMixture; "
         "vae: variational auto-encoder; flow: RealNVP normalizing flow (vae and "
         "flow need the torch extra). Default: vae with torch, else gmm",

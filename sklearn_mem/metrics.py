@@ -22,13 +22,22 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    validate_params,
+)
 from sklearn.utils.metadata_routing import MetadataRequest
+from sklearn.utils.validation import check_is_fitted
 
 from ._aggregate import MemorizationWarning
+from ._folds import check_loglik_row
+from .neighbors import _ARRAY, _check_sets
 
 __all__ = [
     "heldout_loglik_scorer",
+    "loglik_gap",
     "make_memorization_scorer",
     "membership_auc",
 ]
@@ -437,3 +446,92 @@ def heldout_loglik_scorer(estimator, X, y=None):
             "GaussianMixture, a MemorizationScorer with refit=True)."
         )
     return float(np.mean(estimator.score_samples(X)))
+
+
+def _mean_loglik(estimator, X, name):
+    where = f"{type(estimator).__name__} on {name}"
+    ll = check_loglik_row(
+        estimator.score_samples(X), X.shape[0], where, allow_posinf=True
+    )
+    return float(np.mean(ll))
+
+
+@validate_params(
+    {
+        "estimator": [HasMethods(["score_samples"])],
+        "X_train": _ARRAY,
+        "X_test": _ARRAY,
+        "return_means": ["boolean"],
+    },
+    prefer_skip_nested_validation=False,
+)
+def loglik_gap(estimator, X_train, X_test, *, return_means=False):
+    """Train/test log-likelihood gap of a fitted density estimator.
+
+    ``gap = mean(log p(X_train)) - mean(log p(X_test))``, in nats per sample,
+    with ``log p`` from ``estimator.score_samples``. The classical sign of
+    overfitting: a model that memorizes its training data gives it much
+    higher likelihood than new data. Zero-density samples (``-inf``) are kept:
+    a ``-inf`` on the test side gives a gap of ``+inf``, on both sides NaN
+    (with a warning).
+
+    Parameters
+    ----------
+    estimator : fitted estimator with ``score_samples``
+        E.g. a fitted :class:`~sklearn.neighbors.KernelDensity`,
+        :class:`~sklearn.mixture.GaussianMixture` or MemorizationScorer (its
+        ``score_samples`` delegates to the refit estimator).
+    X_train : array-like of shape (n_train, n_features)
+        The samples the estimator was fitted on.
+    X_test : array-like of shape (n_test, n_features)
+        Samples from the same distribution it was not fitted on.
+    return_means : bool, default=False
+        Whether to return the two means as well.
+
+    Returns
+    -------
+    gap : float
+        Mean train log-likelihood minus mean test log-likelihood.
+    result : Bunch
+        Only when ``return_means=True``, instead of ``gap``: ``gap``,
+        ``train_mean`` and ``test_mean``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.neighbors import KernelDensity
+    >>> from sklearn_mem.metrics import loglik_gap
+    >>> rng = np.random.RandomState(0)
+    >>> X_train, X_test = rng.normal(size=(100, 2)), rng.normal(size=(100, 2))
+    >>> narrow = KernelDensity(bandwidth=0.05).fit(X_train)
+    >>> wide = KernelDensity(bandwidth=0.5).fit(X_train)
+    >>> bool(loglik_gap(narrow, X_train, X_test) > loglik_gap(wide, X_train, X_test))
+    True
+    """
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError as exc:
+        raise NotFittedError(
+            f"loglik_gap needs a fitted estimator; {type(estimator).__name__} is "
+            "not fitted. Call fit(X_train) first."
+        ) from exc
+    X_train, X_test = _check_sets(
+        X_train=(X_train, "Pass the samples the estimator was fitted on."),
+        X_test=(X_test, "Pass samples the estimator was not fitted on."),
+    )
+    train_mean = _mean_loglik(estimator, X_train, "X_train")
+    test_mean = _mean_loglik(estimator, X_test, "X_test")
+    with np.errstate(invalid="ignore"):
+        gap = train_mean - test_mean
+    if np.isnan(gap):
+        warnings.warn(
+            "Both the train and the test set contain zero-density samples "
+            "(log-likelihood -inf), so the log-likelihood gap is undefined "
+            "(NaN). A wider bandwidth or a kernel with unbounded support avoids "
+            "zero densities.",
+            UserWarning,
+            stacklevel=2,
+        )
+    if return_means:
+        return Bunch(gap=gap, train_mean=train_mean, test_mean=test_mean)
+    return gap

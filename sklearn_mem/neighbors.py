@@ -13,8 +13,8 @@ real data, the tests that the memorization score of van den Burg & Williams
   held-out real rows;
 - :func:`data_copying_test`: the three-sample test statistic ``C_T`` of
   Meehan, Chaudhuri & Dasgupta (AISTATS 2020);
-- :func:`loglik_gap`: the train/test log-likelihood gap of a fitted density
-  estimator.
+- the train/test log-likelihood gap of a fitted density estimator lives in
+  :func:`sklearn_mem.metrics.loglik_gap` (still importable from here).
 
 All distances come from :class:`sklearn.neighbors.NearestNeighbors` (memory
 ``O(chunk_size * n)`` with ``chunk_size`` rows queried at a time) and the
@@ -43,7 +43,6 @@ from sklearn.utils.validation import check_is_fitted
 __all__ = [
     "data_copying_test",
     "distance_to_closest_record",
-    "loglik_gap",
     "nearest_neighbor_ratio",
 ]
 
@@ -583,98 +582,10 @@ def data_copying_test(
 # ---------------------------------------------------------------------------
 
 
-def _mean_loglik(estimator, X, name):
-    ll = np.asarray(estimator.score_samples(X), dtype=np.float64)
-    if ll.shape != (X.shape[0],):
-        raise ValueError(
-            f"{type(estimator).__name__}.score_samples({name}) returned shape "
-            f"{ll.shape}, expected ({X.shape[0]},): one log-likelihood per sample."
-        )
-    if np.isnan(ll).any():
-        raise ValueError(
-            f"{type(estimator).__name__}.score_samples({name}) returned "
-            f"{int(np.isnan(ll).sum())} NaN values; a log-likelihood is a number "
-            "or -inf. Check the estimator's fit."
-        )
-    return float(np.mean(ll))
+def __getattr__(name):
+    # loglik_gap moved to sklearn_mem.metrics; still importable from here
+    if name == "loglik_gap":
+        from .metrics import loglik_gap
 
-
-@validate_params(
-    {
-        "estimator": [HasMethods(["score_samples"])],
-        "X_train": _ARRAY,
-        "X_test": _ARRAY,
-        "return_means": ["boolean"],
-    },
-    prefer_skip_nested_validation=False,
-)
-def loglik_gap(estimator, X_train, X_test, *, return_means=False):
-    """Train/test log-likelihood gap of a fitted density estimator.
-
-    ``gap = mean(log p(X_train)) - mean(log p(X_test))``, in nats per sample,
-    with ``log p`` from ``estimator.score_samples``. The classical sign of
-    overfitting: a model that memorizes its training data gives it much
-    higher likelihood than new data. Zero-density samples (``-inf``) are kept:
-    a ``-inf`` on the test side gives a gap of ``+inf``, on both sides NaN
-    (with a warning).
-
-    Parameters
-    ----------
-    estimator : fitted estimator with ``score_samples``
-        E.g. a fitted :class:`~sklearn.neighbors.KernelDensity`,
-        :class:`~sklearn.mixture.GaussianMixture` or MemorizationScorer (its
-        ``score_samples`` delegates to the refit estimator).
-    X_train : array-like of shape (n_train, n_features)
-        The samples the estimator was fitted on.
-    X_test : array-like of shape (n_test, n_features)
-        Samples from the same distribution it was not fitted on.
-    return_means : bool, default=False
-        Whether to return the two means as well.
-
-    Returns
-    -------
-    gap : float
-        Mean train log-likelihood minus mean test log-likelihood.
-    result : Bunch
-        Only when ``return_means=True``, instead of ``gap``: ``gap``,
-        ``train_mean`` and ``test_mean``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn.neighbors import KernelDensity
-    >>> from sklearn_mem.neighbors import loglik_gap
-    >>> rng = np.random.RandomState(0)
-    >>> X_train, X_test = rng.normal(size=(100, 2)), rng.normal(size=(100, 2))
-    >>> narrow = KernelDensity(bandwidth=0.05).fit(X_train)
-    >>> wide = KernelDensity(bandwidth=0.5).fit(X_train)
-    >>> bool(loglik_gap(narrow, X_train, X_test) > loglik_gap(wide, X_train, X_test))
-    True
-    """
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError as exc:
-        raise NotFittedError(
-            f"loglik_gap needs a fitted estimator; {type(estimator).__name__} is "
-            "not fitted. Call fit(X_train) first."
-        ) from exc
-    X_train, X_test = _check_sets(
-        X_train=(X_train, "Pass the samples the estimator was fitted on."),
-        X_test=(X_test, "Pass samples the estimator was not fitted on."),
-    )
-    train_mean = _mean_loglik(estimator, X_train, "X_train")
-    test_mean = _mean_loglik(estimator, X_test, "X_test")
-    with np.errstate(invalid="ignore"):
-        gap = train_mean - test_mean
-    if np.isnan(gap):
-        warnings.warn(
-            "Both the train and the test set contain zero-density samples "
-            "(log-likelihood -inf), so the log-likelihood gap is undefined "
-            "(NaN). A wider bandwidth or a kernel with unbounded support avoids "
-            "zero densities.",
-            UserWarning,
-            stacklevel=2,
-        )
-    if return_means:
-        return Bunch(gap=gap, train_mean=train_mean, test_mean=test_mean)
-    return gap
+        return loglik_gap
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -119,11 +119,6 @@ def _check_positive_int(value, name):
     return int(value)
 
 
-def _get_scorer(scorer, attributes, caller):
-    """The fitted MemorizationScorer (or last step of a Pipeline) holding them."""
-    return _unwrap_memorization_scorer(scorer, attributes, caller)
-
-
 def _check_ax(ax, caller):
     """Return ``(ax, figure)``, creating a figure when ``ax`` is None."""
     if ax is None:
@@ -326,7 +321,7 @@ class MemorizationHistogramDisplay:
         -------
         display : MemorizationHistogramDisplay
         """
-        est = _get_scorer(
+        est = _unwrap_memorization_scorer(
             scorer,
             ("memorization_scores_",),
             "MemorizationHistogramDisplay.from_estimator",
@@ -639,7 +634,7 @@ class MemorizedSamplesDisplay:
         -------
         display : MemorizedSamplesDisplay
         """
-        est = _get_scorer(
+        est = _unwrap_memorization_scorer(
             scorer, ("memorization_scores_",), "MemorizedSamplesDisplay.from_estimator"
         )
         return cls.from_predictions(
@@ -907,7 +902,7 @@ class MemorizationVsLoglikDisplay:
         -------
         display : MemorizationVsLoglikDisplay
         """
-        est = _get_scorer(
+        est = _unwrap_memorization_scorer(
             scorer,
             ("memorization_scores_", "in_loglik_"),
             "MemorizationVsLoglikDisplay.from_estimator",
@@ -1105,7 +1100,7 @@ class MemorizationVsRatioDisplay:
         -------
         display : MemorizationVsRatioDisplay
         """
-        est = _get_scorer(
+        est = _unwrap_memorization_scorer(
             scorer,
             ("memorization_scores_",),
             "MemorizationVsRatioDisplay.from_estimator",
@@ -1305,7 +1300,7 @@ class MemorizationOverEpochsDisplay:
         AttributeError
             If the scorer did not record scores per epoch.
         """
-        est = _get_scorer(
+        est = _unwrap_memorization_scorer(
             scorer,
             ("memorization_scores_",),
             "MemorizationOverEpochsDisplay.from_estimator",

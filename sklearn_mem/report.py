@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics import _quantile
+
 __all__ = [
     "atomic_write",
     "format_scores",
@@ -303,13 +305,15 @@ def summarize_scores(memorization, ids, *, n_top=20, quantiles=QUANTILES):
     n_top : int, default=20
         Number of most memorized samples listed.
     quantiles : sequence of float, default=QUANTILES
-        Quantiles of M reported, computed on the finite scores.
+        Quantiles of M reported, computed on the non-NaN scores.
 
     Returns
     -------
     summary : dict
         ``n_samples``, ``n_finite``, ``n_nan``, ``n_posinf``, ``n_neginf``,
-        ``mean`` (finite scores), ``quantiles`` (str(q) -> value), and
+        ``mean`` (finite scores), ``quantiles`` (str(q) -> value, of the
+        non-NaN scores with infinities included, as the histogram marks
+        them: see :func:`sklearn_mem.metrics.make_memorization_scorer`), and
         ``top_memorized``: a list of ``{"id", "memorization"}``, highest
         first (``+inf`` first, NaN never). Non-finite numbers are written as
         the strings ``"inf"``, ``"-inf"``, ``"nan"``.
@@ -330,13 +334,14 @@ def summarize_scores(memorization, ids, *, n_top=20, quantiles=QUANTILES):
         "n_posinf": int(np.isposinf(M).sum()),
         "n_neginf": int(np.isneginf(M).sum()),
     }
-    if finite.any():
-        summary["mean"] = float(M[finite].mean())
-        values = np.quantile(M[finite], quantiles)
-        summary["quantiles"] = {str(q): float(v) for q, v in zip(quantiles, values)}
-    else:
-        summary["mean"] = None
-        summary["quantiles"] = {str(q): None for q in quantiles}
+    summary["mean"] = float(M[finite].mean()) if finite.any() else None
+    # the quantile the histogram marks: of the non-NaN scores, infinities
+    # included (so a share of +inf scores shows as an infinite quantile)
+    defined = M[~np.isnan(M)]
+    summary["quantiles"] = {
+        str(q): _json_number(_quantile(defined, q)) if defined.size else None
+        for q in quantiles
+    }
     order = top_indices(M, n_top)
     summary["top_memorized"] = [
         {"id": _plain(ids[i]), "memorization": _json_number(M[i])} for i in order

@@ -15,7 +15,7 @@ digits, using samples drawn from the mixture as the generated data:
   (:func:`~sklearn_mem.neighbors.distance_to_closest_record`), the
   data-copying test ``C_T`` (:func:`~sklearn_mem.neighbors.data_copying_test`)
   and the train/test log-likelihood gap
-  (:func:`~sklearn_mem.neighbors.loglik_gap`) for a weakly and a strongly
+  (:func:`~sklearn_mem.metrics.loglik_gap`) for a weakly and a strongly
   regularised mixture.
 """
 
@@ -29,10 +29,10 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import train_test_split
 
 from sklearn_mem import MemorizationScorer
+from sklearn_mem.metrics import loglik_gap
 from sklearn_mem.neighbors import (
     data_copying_test,
     distance_to_closest_record,
-    loglik_gap,
     nearest_neighbor_ratio,
 )
 from sklearn_mem.plotting import MemorizationVsRatioDisplay
