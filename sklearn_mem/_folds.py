@@ -348,6 +348,30 @@ def _cached_fit_batched_and_score(
     return fit_batched_and_score(estimator, X, trains, seeds, n_threads, verbose)
 
 
+def dispatch(jobs, *, n_jobs, verbose=0):
+    """Run ``jobs`` through ``Parallel``, yielding their results in order.
+
+    Results come as they finish where the backend can return a generator
+    (loky, threading, dask, sequential); other backends (Ray's) get the jobs
+    in rounds of a few per worker, so that a progress bar still moves. The
+    results, and their order, are the same either way.
+    """
+    from joblib.parallel import get_active_backend
+
+    joblib_verbose = verbose if verbose > 1 else 0
+    backend, _ = get_active_backend()
+    if getattr(backend, "supports_return_generator", True) or n_jobs == 1:
+        yield from Parallel(
+            n_jobs=n_jobs, verbose=joblib_verbose, return_as="generator"
+        )(jobs)
+        return
+    size = 2 * max(1, effective_n_jobs(n_jobs))
+    parallel = Parallel(n_jobs=n_jobs, verbose=joblib_verbose)
+    with parallel:  # one pool of workers for every round
+        for start in range(0, len(jobs), size):
+            yield from parallel(jobs[start : start + size])
+
+
 def run_fits(
     estimator,
     X,
@@ -431,9 +455,7 @@ def run_fits(
                     estimator, X, fit_params, int(refit_seed), n_threads
                 ),
             )
-        done = Parallel(
-            n_jobs=n_jobs, verbose=verbose if verbose > 1 else 0, return_as="generator"
-        )(jobs)
+        done = dispatch(jobs, n_jobs=n_jobs, verbose=verbose)
         results = list(progress(done, total=len(jobs), enabled=verbose > 0))
         if refit_seed is not None:
             refit, error = results.pop(0)
