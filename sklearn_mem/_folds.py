@@ -408,17 +408,28 @@ def run_fits(
         # one process trains every fold: it gets the cores n_jobs asks for
         n_threads = max(1, effective_n_jobs(n_jobs))
         trains = [train for train, _ in splits]
-        if memory is None:
-            results = fit_batched_and_score(
-                estimator, X, trains, seeds, n_threads, verbose
-            )
-        else:
+        cached = None
+        if memory is not None:
             cached = check_memory(memory).cache(
                 _cached_fit_batched_and_score, ignore=["n_threads", "verbose"]
             )
             args = (estimator, X, trains, seeds, n_threads, code_versions(estimator))
             if cached.check_call_in_cache(*args, verbose=verbose):
                 n_from_cache = len(splits)
+        if not n_from_cache:
+            # long work: say so once, even when silent (verbose=0)
+            logger.info(
+                "training the %d fits of %s as one fold-batched model on %d "
+                "thread(s); this can take minutes (verbose=1 shows progress bars)",
+                len(splits),
+                type(estimator).__name__,
+                n_threads,
+            )
+        if cached is None:
+            results = fit_batched_and_score(
+                estimator, X, trains, seeds, n_threads, verbose
+            )
+        else:
             results = cached(*args, verbose=verbose)
         if refit_seed is not None:
             refit = refit_and_score(

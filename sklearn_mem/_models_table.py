@@ -7,7 +7,11 @@ from ._errors import CLIError
 
 logger = logging.getLogger("sklearn_mem")
 
-TORCH_EXTRA = "pip install 'sklearn_mem[torch]'"
+TORCH_EXTRA = (
+    'pip install -e ".[torch,cli]" in a clone of sklearn_mem (for a CPU-only '
+    "torch, first: pip install torch --index-url "
+    "https://download.pytorch.org/whl/cpu)"
+)
 
 # Per-model options and their defaults. The VAE defaults are sized so that
 # the default study (digits, 10 folds) takes about a minute on two CPU cores.

@@ -193,7 +193,7 @@ def _check_study_options(args):
     if importlib.util.find_spec("matplotlib") is None:
         raise CLIError(
             "the report needs matplotlib, which is not installed: "
-            "pip install 'sklearn_mem[cli]'"
+            'pip install -e ".[cli]" in a clone of sklearn_mem'
         )
     return _check_jobs(args.jobs)
 
@@ -807,7 +807,7 @@ def _message(exc):
     if isinstance(exc, ImportError):
         return (
             f"{exc}. Install the command's dependencies with: "
-            "pip install 'sklearn_mem[cli]'"
+            'pip install -e ".[cli]" in a clone of sklearn_mem'
         )
     if isinstance(exc, OSError) and exc.errno is not None:
         text = f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror

@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._aggregate import MemorizationWarning
 from ._folds import check_loglik_row
-from .neighbors import _ARRAY, _check_sets
+from ._validation import _ARRAY, _check_sets
 
 __all__ = [
     "heldout_loglik_scorer",

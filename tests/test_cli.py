@@ -289,7 +289,7 @@ def test_deep_model_needs_torch_extra(model, monkeypatch, small_npy, tmp_path, c
     )
     err = _error(capsys)
     assert f"the {model} model needs the torch extra" in err
-    assert "pip install 'sklearn_mem[torch]'" in err
+    assert 'pip install -e ".[torch,cli]"' in err and "whl/cpu" in err
     assert not out.exists()
 
 

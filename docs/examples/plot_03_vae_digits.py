@@ -11,7 +11,8 @@ growth of memorization over training, and the size of the importance-sampling
 noise. The settings are small so that the example runs in under a minute on
 two CPU cores; the paper trains far longer, on MNIST and CIFAR-10.
 
-This example needs the ``torch`` extra (``pip install "sklearn_mem[torch]"``).
+This example needs the ``torch`` extra (``pip install -e ".[torch]"`` from a
+clone; install a CPU-only or CUDA torch first, as the home page shows).
 """
 
 # %%

@@ -16,7 +16,8 @@ small :class:`~sklearn_mem.models.VAEDensity`:
 Times depend on the machine; the ratios are what carries over. The README's
 performance section has the full benchmark (``python benchmarks/run.py``).
 
-This example needs the ``torch`` extra (``pip install "sklearn_mem[torch]"``).
+This example needs the ``torch`` extra (``pip install -e ".[torch]"`` from a
+clone; install a CPU-only or CUDA torch first, as the home page shows).
 """
 
 # %%
