@@ -39,10 +39,6 @@ def reporting(callback):
         _reporter.reset(token)
 
 
-#: The former name of :func:`report_progress`, for the modules still using it.
-report = report_progress
-
-
 def progress(iterable, *, total, enabled, desc="fits"):
     """A tqdm progress bar over ``iterable`` (log lines without tqdm)."""
     if not enabled:

@@ -354,7 +354,8 @@ def test_batched_progress_without_tqdm_logs(binary, caplog, monkeypatch):
 
 
 def test_progress_reports_reach_only_the_active_reporter():
-    from sklearn_mem._progress import report, reporting
+    from sklearn_mem._progress import report_progress as report
+    from sklearn_mem._progress import reporting
 
     seen = []
     report("stage", 1, 2)  # no reporter: nothing happens

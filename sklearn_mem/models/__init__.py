@@ -20,7 +20,9 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "sklearn_mem.models needs torch and skorch, which are not installed. "
-        "Install them with: pip install 'sklearn_mem[torch]'"
+        'Install them from a clone of sklearn_mem with: pip install -e ".[torch]" '
+        "(for a CPU-only torch, first: pip install torch --index-url "
+        "https://download.pytorch.org/whl/cpu)"
     ) from exc
 
 from ._base import DensityLoss, DensityNet

@@ -69,8 +69,7 @@ def _accepts_kwarg(fn, name):
 
 def _report(stage, done, total):
     """Report progress to the active reporter of :mod:`sklearn_mem._progress`."""
-    report = getattr(_progress, "report_progress", None) or _progress.report
-    report(stage, done, total)
+    _progress.report_progress(stage, done, total)
 
 
 class DensityLoss(torch.nn.Module):
