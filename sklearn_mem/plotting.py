@@ -14,8 +14,8 @@ the artists).
 - :class:`MemorizedSamplesDisplay`: the most, median and least memorized
   samples as an image grid;
 - :class:`MemorizationVsLoglikDisplay`: scores against the in-sample
-  log-likelihood, with the share of highly memorized samples per
-  log-likelihood bin;
+  log-likelihood, the highly memorized samples coloured (and their share
+  per log-likelihood bin computed);
 - :class:`MemorizationVsRatioDisplay`: scores against the nearest-neighbour
   ratio of :func:`sklearn_mem.neighbors.nearest_neighbor_ratio`, with
   Spearman's rank correlation;
@@ -24,6 +24,12 @@ the artists).
 
 Scores that are undefined (NaN) or infinite cannot be placed on an axis; every
 display counts them and says so in its legend, never dropping them silently.
+A few finite scores far from all others (one planted or duplicated sample can
+score hundreds of nats where the rest stay below ten) would squeeze the
+others into one bar or one flat line: the histogram and the scatters keep
+their axes on the bulk and draw those points on the edge of the axes,
+counted in the legend with their extreme value (``clip_outliers=True``, the
+default).
 
 This is the only module of the package that imports Matplotlib (install the
 ``plot`` extra: ``pip install sklearn_mem[plot]``).
@@ -170,6 +176,111 @@ def _legend(ax, notes, *, extra_axes=()):
     return target.legend(handles, labels, fontsize="small")
 
 
+#: Tukey's "far out" fences: quartiles -+ this many inter-quartile ranges.
+_FENCE = 3.0
+#: Values beyond the fences stay on the axis up to this many times the range
+#: within them, away from it: only true outliers are drawn at the edge.
+_REACH = 2.0
+
+
+def _robust_limits(values, include=()):
+    """Axis limits ``(lo, hi)`` that keep the bulk of ``values`` readable.
+
+    The range of the values within Tukey's far-out fences (the quartiles
+    -+ 3 inter-quartile ranges; ``include``, e.g. a marked quantile, always
+    inside) is widened by twice its width on each side; the limits are the
+    extreme values within that. So a value is cut off only when reaching it
+    would more than triple the axis range; the caller draws those at the
+    edge. None when nothing is finite.
+    """
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return None
+    vmin, vmax = float(v.min()), float(v.max())
+    q1, q3 = np.quantile(v, [0.25, 0.75])
+    spread = q3 - q1
+    if not spread > 0:  # heavy ties: the central 90% instead
+        q05, q95 = np.quantile(v, [0.05, 0.95])
+        spread = q95 - q05
+    if not spread > 0:
+        return vmin, vmax
+    inside = v[(v >= q1 - _FENCE * spread) & (v <= q3 + _FENCE * spread)]
+    in_lo, in_hi = float(inside.min()), float(inside.max())
+    for x in include:
+        if x is not None and np.isfinite(x):
+            in_lo, in_hi = min(in_lo, float(x)), max(in_hi, float(x))
+    # a side is cut only where reaching its values would more than triple
+    # the range: values up to two more range widths away stay on the axis
+    width = _REACH * max(in_hi - in_lo, spread)
+    kept = v[(v >= in_lo - width) & (v <= in_hi + width)]
+    return float(kept.min()), float(kept.max())
+
+
+def _padded(limits, fraction=0.05):
+    """Limits widened by ``fraction`` of their range on each side."""
+    lo, hi = limits
+    pad = fraction * (hi - lo) if hi > lo else max(abs(lo) * fraction, 0.5)
+    return lo - pad, hi + pad
+
+
+def _plural(n, word):
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _beyond_text(values, limits, name):
+    """'M up to 243' / 'M down to -80' for the values beyond ``limits``."""
+    lo, hi = limits
+    parts = []
+    below, above = values[values < lo], values[values > hi]
+    if above.size:
+        parts.append(f"{name} up to {above.max():.3g}")
+    if below.size:
+        parts.append(f"{name} down to {below.min():.3g}")
+    return parts
+
+
+def _edge_points(ax, x, y, xlim, ylim, colors, size):
+    """Draw the points beyond the axis limits as arrows at the edge.
+
+    ``xlim`` / ``ylim`` are the data limits (or None: not clipped); each
+    point beyond them is placed on the padded axis limit, with a marker
+    pointing the way it lies (^, v, >, <). Returns the list of
+    PathCollections drawn and the boolean mask of the points beyond.
+    """
+    dx = np.zeros(x.shape, dtype=int)
+    dy = np.zeros(x.shape, dtype=int)
+    px, py = x.copy(), y.copy()
+    for coord, lim, d, pos in ((x, xlim, dx, px), (y, ylim, dy, py)):
+        if lim is None:
+            continue
+        edge_lo, edge_hi = _padded(lim)
+        d[coord < lim[0]], d[coord > lim[1]] = -1, 1
+        pos[coord < lim[0]], pos[coord > lim[1]] = edge_lo, edge_hi
+    beyond = (dx != 0) | (dy != 0)
+    artists = []
+    for marker, mask in (
+        ("^", dy > 0),
+        ("v", dy < 0),
+        (">", (dy == 0) & (dx > 0)),
+        ("<", (dy == 0) & (dx < 0)),
+    ):
+        if mask.any():
+            artists.append(
+                ax.scatter(
+                    px[mask],
+                    py[mask],
+                    marker=marker,
+                    s=size,
+                    c=colors[mask] if colors is not None else "C0",
+                    edgecolors="k",
+                    linewidths=0.6,
+                    clip_on=False,
+                    zorder=3,
+                )
+            )
+    return artists, beyond
+
+
 # ---------------------------------------------------------------------------
 # 1. histogram with the 0.95-quantile
 # ---------------------------------------------------------------------------
@@ -182,7 +293,10 @@ class MemorizationHistogramDisplay:
     scores; this display draws the histogram of the finite scores (in nats)
     with a vertical line at that quantile, labelled with its value. NaN
     (undefined) and infinite scores cannot be binned: their numbers are
-    given in the legend.
+    given in the legend. A few scores far from the others (one sample the
+    model fits far better when it has seen it) would squeeze every other
+    score into one bar; by default they are drawn as a marker at the edge
+    of the axis instead, and counted in the legend (``clip_outliers``).
 
     It is recommended to create the display with :meth:`from_estimator` or
     :meth:`from_predictions`; they compute the quantile and plot.
@@ -206,9 +320,19 @@ class MemorizationHistogramDisplay:
         The vertical line at ``quantile_value_``; None when that value is not
         finite (it cannot be drawn; the legend says so).
     counts_ : ndarray of shape (n_bins,)
-        Number of finite scores in each bin.
+        Number of finite scores in each bin (the scores off the axis, see
+        ``n_above_``, are not binned).
     bin_edges_ : ndarray of shape (n_bins + 1,)
         Edges of the bins.
+    limits_ : tuple of float or None
+        ``(low, high)``: the range of the finite scores binned (None when
+        no score is finite).
+    n_below_, n_above_ : int
+        Numbers of finite scores below and above ``limits_``, drawn as a
+        marker at the edge of the axis (see ``clip_outliers`` in
+        :meth:`plot`) and counted in the legend.
+    outlier_markers_ : list of matplotlib Line2D
+        Those markers (empty when no score is off the axis).
     patches_ : matplotlib BarContainer
         The bars of the histogram.
     n_nan_, n_posinf_, n_neginf_ : int
@@ -239,6 +363,15 @@ class MemorizationHistogramDisplay:
     4.6...
     >>> int(disp.counts_.sum())
     200
+
+    One far outlier does not squeeze the others into one bar: it is drawn
+    as a marker at the edge of the axis and counted in the legend.
+
+    >>> import numpy as np
+    >>> M = np.append(np.random.RandomState(0).exponential(size=99), 327.0)
+    >>> disp = MemorizationHistogramDisplay.from_predictions(M)
+    >>> disp.n_above_, bool(disp.limits_[1] < 10)
+    (1, True)
     """
 
     def __init__(self, memorization, *, quantile_value, quantile=0.95):
@@ -246,7 +379,7 @@ class MemorizationHistogramDisplay:
         self.quantile_value = quantile_value
         self.quantile = quantile
 
-    def plot(self, ax=None, *, bins=50, **kwargs):
+    def plot(self, ax=None, *, bins=50, clip_outliers=True, **kwargs):
         """Draw the histogram and the quantile line.
 
         Parameters
@@ -254,7 +387,18 @@ class MemorizationHistogramDisplay:
         ax : matplotlib Axes, default=None
             Axes to draw into; None creates a new figure.
         bins : int, sequence or str, default=50
-            Bins of the histogram, as for :func:`numpy.histogram`.
+            Bins of the histogram, as for :func:`numpy.histogram`. Given as
+            a sequence of edges, they decide what is binned: finite scores
+            outside them are counted in the legend.
+        clip_outliers : bool, default=True
+            Keep the bulk of the scores readable when a few lie far from all
+            others. Take the range of the scores within Tukey's far-out
+            fences (the quartiles -+ 3 inter-quartile ranges; the marked
+            quantile included): scores more than twice that range beyond it
+            are not binned but drawn as one marker per side at the edge of
+            the axis (its height: how many) and counted in the legend with
+            their extreme value. A merely long tail stays on the axis.
+            False bins every finite score.
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.hist`.
 
@@ -275,16 +419,70 @@ class MemorizationHistogramDisplay:
         ax, fig = _check_ax(ax, "MemorizationHistogramDisplay.plot")
 
         finite = M[np.isfinite(M)]
-        hist_kwargs = _validate_style_kwargs(
-            {"color": "C0", "alpha": 0.8, "label": f"{finite.size} finite scores"},
-            kwargs,
+        explicit = not isinstance(bins, (Integral, str))
+        if explicit:  # the given edges decide what is binned
+            edges_in = np.asarray(bins, dtype=np.float64)
+            limits = (float(edges_in[0]), float(edges_in[-1]))
+        elif not finite.size:
+            limits = None
+        elif clip_outliers:
+            limits = _robust_limits(finite, include=(value,))
+        else:
+            limits = (float(finite.min()), float(finite.max()))
+        if limits is None:
+            inside = finite
+        else:
+            inside = finite[(finite >= limits[0]) & (finite <= limits[1])]
+        n_below = 0 if limits is None else int((finite < limits[0]).sum())
+        n_above = 0 if limits is None else int((finite > limits[1]).sum())
+        shown = (
+            f"{finite.size} finite scores"
+            if inside.size == finite.size
+            else f"{inside.size} of {finite.size} finite scores"
         )
-        counts, edges, patches = ax.hist(finite, bins=bins, **hist_kwargs)
+        hist_kwargs = _validate_style_kwargs(
+            {"color": "C0", "alpha": 0.8, "label": shown}, kwargs
+        )
+        if not explicit and limits is not None:
+            hist_kwargs.setdefault("range", limits)
+        counts, edges, patches = ax.hist(inside, bins=bins, **hist_kwargs)
         label = f"{q:g}-quantile = {value:.3g} nats"
         line = None
         if np.isfinite(value):
             line = ax.axvline(value, color="C3", linestyle="--", label=label)
         notes = [None if line is not None else f"{label} (not drawn)"]
+        markers = []
+        if n_below or n_above:
+            if explicit:
+                notes.append(
+                    f"not binned: {n_below + n_above} finite scores outside "
+                    f"the given bins ({', '.join(_beyond_text(finite, limits, 'M'))})"
+                )
+            else:
+                edge_lo, edge_hi = _padded(limits)
+                ax.set_xlim(edge_lo, edge_hi)
+                for n, x, marker, sign, limit, extreme, which in (
+                    (n_above, edge_hi, ">", ">", limits[1], finite.max(), "max"),
+                    (n_below, edge_lo, "<", "<", limits[0], finite.min(), "min"),
+                ):
+                    if not n:
+                        continue
+                    (mark,) = ax.plot(
+                        [x],
+                        [n],
+                        marker=marker,
+                        markersize=9,
+                        linestyle="none",
+                        color="C1",
+                        markeredgecolor="k",
+                        clip_on=False,
+                        zorder=3,
+                        label=(
+                            f"{_plural(n, 'score')} {sign} {limit:.3g}, off the "
+                            f"axis ({which} {extreme:.3g})"
+                        ),
+                    )
+                    markers.append(mark)
         notes.append(_nonfinite_note(M))
 
         ax.set_xlabel(_M_LABEL)
@@ -296,13 +494,18 @@ class MemorizationHistogramDisplay:
         self.bin_edges_ = np.asarray(edges)
         self.patches_ = patches
         self.line_ = line
+        self.limits_ = limits
+        self.n_below_, self.n_above_ = n_below, n_above
+        self.outlier_markers_ = markers
         self.legend_ = _legend(ax, notes)
         self.ax_ = ax
         self.figure_ = fig
         return self
 
     @classmethod
-    def from_estimator(cls, scorer, *, quantile=0.95, bins=50, ax=None):
+    def from_estimator(
+        cls, scorer, *, quantile=0.95, bins=50, clip_outliers=True, ax=None
+    ):
         """Plot the histogram of a fitted MemorizationScorer's scores.
 
         Parameters
@@ -314,6 +517,9 @@ class MemorizationHistogramDisplay:
             The quantile level marked by the line.
         bins : int, sequence or str, default=50
             Bins of the histogram, as for :func:`numpy.histogram`.
+        clip_outliers : bool, default=True
+            Draw far outliers as a marker at the edge of the axis, counted
+            in the legend, so the bulk stays readable (see :meth:`plot`).
         ax : matplotlib Axes, default=None
             Axes to draw into; None creates a new figure.
 
@@ -327,11 +533,17 @@ class MemorizationHistogramDisplay:
             "MemorizationHistogramDisplay.from_estimator",
         )
         return cls.from_predictions(
-            est.memorization_scores_, quantile=quantile, bins=bins, ax=ax
+            est.memorization_scores_,
+            quantile=quantile,
+            bins=bins,
+            clip_outliers=clip_outliers,
+            ax=ax,
         )
 
     @classmethod
-    def from_predictions(cls, memorization, *, quantile=0.95, bins=50, ax=None):
+    def from_predictions(
+        cls, memorization, *, quantile=0.95, bins=50, clip_outliers=True, ax=None
+    ):
         """Plot the histogram of an array of memorization scores.
 
         Parameters
@@ -343,6 +555,9 @@ class MemorizationHistogramDisplay:
             The quantile level marked by the line.
         bins : int, sequence or str, default=50
             Bins of the histogram, as for :func:`numpy.histogram`.
+        clip_outliers : bool, default=True
+            Draw far outliers as a marker at the edge of the axis, counted
+            in the legend, so the bulk stays readable (see :meth:`plot`).
         ax : matplotlib Axes, default=None
             Axes to draw into; None creates a new figure.
 
@@ -355,7 +570,7 @@ class MemorizationHistogramDisplay:
         defined = M[~np.isnan(M)]
         value = _quantile(defined, q) if defined.size else float("nan")
         disp = cls(M, quantile_value=value, quantile=q)
-        return disp.plot(ax=ax, bins=bins)
+        return disp.plot(ax=ax, bins=bins, clip_outliers=clip_outliers)
 
 
 # ---------------------------------------------------------------------------
@@ -702,16 +917,19 @@ class MemorizationVsLoglikDisplay:
     """Memorization scores against the in-sample log-likelihood.
 
     A scatter of ``M`` against ``U`` (``in_loglik_``, the log-likelihood of
-    each sample under the fits that trained on it), with a twin axis giving
-    the share of highly memorized samples (``M > threshold``) in each
-    log-likelihood bin. The bins are quantile bins of ``U`` (about equally
-    many samples each), so the paper's observation that memorized samples
-    are the unusual, low-likelihood ones shows as a share that falls from
-    left to right.
+    each sample under the fits that trained on it), the highly memorized
+    samples (``M > threshold``) in another colour, so the paper's
+    observation that memorized samples are the unusual, low-likelihood ones
+    shows as coloured points gathered on the left. The display also gives
+    the share of highly memorized samples in each log-likelihood bin
+    (``share_``; drawn on a twin axis with ``show_share=True``). The bins
+    are quantile bins of ``U`` (about equally many samples each).
 
     Samples with a NaN score or a non-finite ``U`` are left out of the bins;
     ``+inf`` scores count as above the threshold. Points that cannot be drawn
-    are counted in the legend.
+    are counted in the legend. A few points far from the others are drawn
+    on the edge of the axes so the bulk stays readable, and counted in the
+    legend (``clip_outliers`` in :meth:`plot`).
 
     It is recommended to create the display with :meth:`from_estimator` or
     :meth:`from_predictions`.
@@ -742,13 +960,24 @@ class MemorizationVsLoglikDisplay:
     counts_ : ndarray of int, shape (n_bins,)
         Number of samples in each bin.
     scatter_ : matplotlib PathCollection
-        The points (finite ``M`` and ``U``).
-    stairs_ : matplotlib StepPatch
-        The binned share, on ``ax_share_``.
+        The points with finite ``M`` and ``U`` inside the axis limits.
+    outliers_ : list of matplotlib PathCollection
+        The points beyond the axis limits, drawn on the edge as arrowheads
+        pointing their way (empty when there are none).
+    n_beyond_ : int
+        Number of those points.
+    limits_ : tuple of float or None
+        ``(low, high)`` of the finite ``M`` drawn inside the axes (None
+        with ``clip_outliers=False``).
+    loglik_limits_ : tuple of float or None
+        The same for ``U``.
+    stairs_ : matplotlib StepPatch or None
+        The binned share, on ``ax_share_`` (None unless ``show_share``).
     threshold_line_ : matplotlib Line2D or None
         Horizontal line at the threshold (None when it is not finite).
-    ax_share_ : matplotlib Axes
-        Twin axis of ``ax_`` holding the share.
+    ax_share_ : matplotlib Axes or None
+        Twin axis of ``ax_`` holding the share (None unless
+        ``show_share``).
     legend_ : matplotlib Legend
         The legend.
     ax_ : matplotlib Axes
@@ -770,6 +999,8 @@ class MemorizationVsLoglikDisplay:
     (5,)
     >>> int(disp.counts_.sum())
     200
+    >>> disp.n_beyond_
+    0
     """
 
     def __init__(self, memorization, loglik, *, threshold=None, n_bins=10):
@@ -813,14 +1044,28 @@ class MemorizationVsLoglikDisplay:
             share = np.where(counts > 0, high / np.maximum(counts, 1), np.nan)
         return threshold, edges, counts, share
 
-    def plot(self, ax=None, **kwargs):
-        """Draw the scatter and the binned share.
+    def plot(self, ax=None, *, clip_outliers=True, show_share=False, **kwargs):
+        """Draw the scatter, and on request the binned share.
 
         Parameters
         ----------
         ax : matplotlib Axes, default=None
             Axes for the scatter (the share goes on its twin axis); None
             creates a new figure.
+        clip_outliers : bool, default=True
+            Keep the bulk of the points readable when a few lie far from all
+            others. On each axis, take the range of the values within
+            Tukey's far-out fences (the quartiles -+ 3 inter-quartile
+            ranges; the threshold included on the M axis): points more than
+            twice that range beyond it are drawn on the edge of the axes as
+            arrowheads pointing their way (^ v > <) and counted in the
+            legend with their extreme value. A merely long tail stays on
+            the axes. False draws every finite point on the full range.
+        show_share : bool, default=False
+            Also draw ``share_`` (the share of samples with
+            ``M > threshold_`` in each log-likelihood bin) as steps on a
+            twin y axis. Off by default: the points above the threshold
+            are coloured, which shows where they lie at a glance.
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.scatter`.
 
@@ -834,36 +1079,67 @@ class MemorizationVsLoglikDisplay:
         threshold, edges, counts, share = self._binned_share(M, U)
         ax, fig = _check_ax(ax, "MemorizationVsLoglikDisplay.plot")
 
-        shown = np.isfinite(M) & np.isfinite(U)
-        colors = np.where(M[shown] > threshold, "C1", "C0")
-        scatter_kwargs = _validate_style_kwargs(
-            {"color": colors, "s": 12, "alpha": 0.7, "linewidths": 0}, kwargs
+        finite = np.isfinite(M) & np.isfinite(U)
+        u, m = U[finite], M[finite]
+        if clip_outliers and u.size:
+            m_limits = _robust_limits(m, include=(threshold,))
+            u_limits = _robust_limits(u)
+        else:
+            m_limits = u_limits = None
+        colors = np.where(m > threshold, "C1", "C0")
+        edge_artists, beyond = _edge_points(
+            ax, u, m, u_limits, m_limits, colors, size=40
         )
-        scatter = ax.scatter(U[shown], M[shown], **scatter_kwargs)
+        scatter_kwargs = _validate_style_kwargs(
+            {"color": colors[~beyond], "s": 12, "alpha": 0.7, "linewidths": 0},
+            kwargs,
+        )
+        scatter = ax.scatter(u[~beyond], m[~beyond], **scatter_kwargs)
+        n_high = int((M[~np.isnan(M)] > threshold).sum())
+        n_defined = int((~np.isnan(M)).sum())
+        ax.scatter(
+            [],
+            [],
+            color="C1",
+            s=12,
+            label=f"M > threshold: {n_high} of {n_defined} samples",
+        )
         line = None
         if np.isfinite(threshold):
+            source = "" if self.threshold is not None else " (0.95-quantile)"
             line = ax.axhline(
                 threshold,
                 color="C1",
                 linestyle="--",
-                label=f"threshold = {threshold:.3g} nats",
+                label=f"threshold = {threshold:.3g} nats{source}",
             )
+        if beyond.any():
+            parts = _beyond_text(m, m_limits, "M") if m_limits else []
+            parts += _beyond_text(u, u_limits, "U") if u_limits else []
+            edge_artists[0].set_label(
+                f"{_plural(int(beyond.sum()), 'point')} off the axes, drawn "
+                f"on the edge ({', '.join(parts)})"
+            )
+            ax.set_xlim(*_padded(u_limits) if u_limits else ax.get_xlim())
+            ax.set_ylim(*_padded(m_limits) if m_limits else ax.get_ylim())
         ax.set_xlabel("in-sample log-likelihood U (nats)")
         ax.set_ylabel(_M_LABEL)
         ax.set_title("Memorization against log-likelihood")
 
-        ax_share = ax.twinx()
-        stairs = ax_share.stairs(
-            share,
-            edges,
-            color="C3",
-            linewidth=2,
-            baseline=None,
-            label="share with M > threshold (per bin)",
-        )
-        top = np.nanmax(share) if np.isfinite(share).any() else 1.0
-        ax_share.set_ylim(0, max(top * 1.15, 0.05))
-        ax_share.set_ylabel(f"share of samples with M > {threshold:.3g}")
+        ax_share = stairs = None
+        if show_share:
+            ax_share = ax.twinx()
+            stairs = ax_share.stairs(
+                share,
+                edges,
+                color="C3",
+                linewidth=2,
+                baseline=None,
+                label="share with M > threshold (per bin)",
+            )
+            top = np.nanmax(share) if np.isfinite(share).any() else 1.0
+            ax_share.set_ylim(0, max(top * 1.15, 0.05))
+            ax_share.set_ylabel(f"share of samples with M > {threshold:.3g}")
 
         notes = [_nonfinite_note(M)]
         n_bad_u = int((~np.isfinite(U)).sum())
@@ -874,16 +1150,31 @@ class MemorizationVsLoglikDisplay:
         self.counts_ = counts
         self.share_ = share
         self.scatter_ = scatter
+        self.outliers_ = edge_artists
+        self.n_beyond_ = int(beyond.sum())
+        self.limits_ = m_limits
+        self.loglik_limits_ = u_limits
         self.stairs_ = stairs
         self.threshold_line_ = line
         self.ax_share_ = ax_share
-        self.legend_ = _legend(ax, notes, extra_axes=(ax_share,))
+        self.legend_ = _legend(
+            ax, notes, extra_axes=(ax_share,) if ax_share is not None else ()
+        )
         self.ax_ = ax
         self.figure_ = fig
         return self
 
     @classmethod
-    def from_estimator(cls, scorer, *, threshold=None, n_bins=10, ax=None):
+    def from_estimator(
+        cls,
+        scorer,
+        *,
+        threshold=None,
+        n_bins=10,
+        clip_outliers=True,
+        show_share=False,
+        ax=None,
+    ):
         """Plot a fitted MemorizationScorer's scores against ``in_loglik_``.
 
         Parameters
@@ -895,6 +1186,12 @@ class MemorizationVsLoglikDisplay:
             0.95-quantile of the scores.
         n_bins : int, default=10
             Number of quantile bins of the log-likelihood.
+        clip_outliers : bool, default=True
+            Draw far outliers on the edge of the axes, counted in the
+            legend, so the bulk stays readable (see :meth:`plot`).
+        show_share : bool, default=False
+            Also draw the share of samples above the threshold per bin on a
+            twin axis (see :meth:`plot`).
         ax : matplotlib Axes, default=None
             Axes to draw into; None creates a new figure.
 
@@ -912,12 +1209,22 @@ class MemorizationVsLoglikDisplay:
             est.in_loglik_,
             threshold=threshold,
             n_bins=n_bins,
+            clip_outliers=clip_outliers,
+            show_share=show_share,
             ax=ax,
         )
 
     @classmethod
     def from_predictions(
-        cls, memorization, loglik, *, threshold=None, n_bins=10, ax=None
+        cls,
+        memorization,
+        loglik,
+        *,
+        threshold=None,
+        n_bins=10,
+        clip_outliers=True,
+        show_share=False,
+        ax=None,
     ):
         """Plot memorization scores against log-likelihoods.
 
@@ -932,6 +1239,12 @@ class MemorizationVsLoglikDisplay:
             0.95-quantile of the scores.
         n_bins : int, default=10
             Number of quantile bins of the log-likelihood.
+        clip_outliers : bool, default=True
+            Draw far outliers on the edge of the axes, counted in the
+            legend, so the bulk stays readable (see :meth:`plot`).
+        show_share : bool, default=False
+            Also draw the share of samples above the threshold per bin on a
+            twin axis (see :meth:`plot`).
         ax : matplotlib Axes, default=None
             Axes to draw into; None creates a new figure.
 
@@ -943,7 +1256,7 @@ class MemorizationVsLoglikDisplay:
         U = _check_scores(loglik, "loglik")
         _check_same_length(M, "memorization", U, "loglik")
         disp = cls(M, U, threshold=threshold, n_bins=n_bins)
-        return disp.plot(ax=ax)
+        return disp.plot(ax=ax, clip_outliers=clip_outliers, show_share=show_share)
 
 
 # ---------------------------------------------------------------------------
@@ -962,7 +1275,9 @@ class MemorizationVsRatioDisplay:
     correlation in the title. The correlation uses every sample where both
     values are defined (not NaN), infinities included (they rank at the
     ends); only finite scores and finite positive ratios can be drawn, the
-    others are counted in the legend.
+    others are counted in the legend. A few scores far from the others are
+    drawn on the edge of the axes so the bulk stays readable, and counted
+    in the legend (``clip_outliers`` in :meth:`plot`).
 
     It is recommended to create the display with :meth:`from_estimator` or
     :meth:`from_predictions`.
@@ -984,7 +1299,15 @@ class MemorizationVsRatioDisplay:
     n_used_ : int
         Number of samples in the correlation.
     scatter_ : matplotlib PathCollection
-        The points drawn.
+        The points drawn inside the axis limits.
+    outliers_ : list of matplotlib PathCollection
+        The points with a score beyond the limits of the M axis, drawn on
+        its edge as arrowheads (empty when there are none).
+    n_beyond_ : int
+        Number of those points.
+    limits_ : tuple of float or None
+        ``(low, high)`` of the scores drawn inside the axes (None with
+        ``clip_outliers=False`` or when no point can be drawn).
     legend_ : matplotlib Legend or None
         The legend.
     ax_ : matplotlib Axes
@@ -1013,13 +1336,22 @@ class MemorizationVsRatioDisplay:
         self.memorization = memorization
         self.ratio = ratio
 
-    def plot(self, ax=None, **kwargs):
+    def plot(self, ax=None, *, clip_outliers=True, **kwargs):
         """Draw the scatter.
 
         Parameters
         ----------
         ax : matplotlib Axes, default=None
             Axes to draw into; None creates a new figure.
+        clip_outliers : bool, default=True
+            Keep the bulk of the points readable when a few scores lie far
+            from all others. Take the range of the scores within Tukey's
+            far-out fences (the quartiles -+ 3 inter-quartile ranges):
+            points scoring more than twice that range beyond it are drawn
+            on the edge of the M axis as arrowheads (^ or v) and counted in
+            the legend with their extreme score. A merely long tail stays on
+            the axis; the ratio is on a log scale already. False draws every
+            point on the full range.
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.scatter`.
 
@@ -1046,11 +1378,22 @@ class MemorizationVsRatioDisplay:
         ax, fig = _check_ax(ax, "MemorizationVsRatioDisplay.plot")
 
         shown = np.isfinite(M) & np.isfinite(rho) & (rho > 0)
+        r, m = rho[shown], M[shown]
+        m_limits = _robust_limits(m) if clip_outliers and m.size else None
+        ax.set_xscale("log")
+        edge_artists, beyond = _edge_points(
+            ax, r, m, None, m_limits, np.full(m.shape, "C0"), size=40
+        )
         scatter_kwargs = _validate_style_kwargs(
             {"color": "C0", "s": 12, "alpha": 0.7, "linewidths": 0}, kwargs
         )
-        scatter = ax.scatter(rho[shown], M[shown], **scatter_kwargs)
-        ax.set_xscale("log")
+        scatter = ax.scatter(r[~beyond], m[~beyond], **scatter_kwargs)
+        if beyond.any():
+            edge_artists[0].set_label(
+                f"{_plural(int(beyond.sum()), 'point')} off the axis, drawn on "
+                f"the edge ({', '.join(_beyond_text(m, m_limits, 'M'))})"
+            )
+            ax.set_ylim(*_padded(m_limits))
         ax.axvline(1.0, color="0.5", linestyle=":", label="rho = 1")
         ax.set_xlabel("nearest-neighbour ratio rho (log scale)")
         ax.set_ylabel(_M_LABEL)
@@ -1069,6 +1412,9 @@ class MemorizationVsRatioDisplay:
         self.spearman_pvalue_ = pvalue
         self.n_used_ = n_used
         self.scatter_ = scatter
+        self.outliers_ = edge_artists
+        self.n_beyond_ = int(beyond.sum())
+        self.limits_ = m_limits
         self.legend_ = _legend(ax, notes)
         self.ax_ = ax
         self.figure_ = fig
@@ -1076,7 +1422,15 @@ class MemorizationVsRatioDisplay:
 
     @classmethod
     def from_estimator(
-        cls, scorer, X, X_heldout, X_generated, *, feature_map=None, ax=None
+        cls,
+        scorer,
+        X,
+        X_heldout,
+        X_generated,
+        *,
+        feature_map=None,
+        clip_outliers=True,
+        ax=None,
     ):
         """Compute the nearest-neighbour ratio of the training rows and plot.
 
@@ -1093,6 +1447,9 @@ class MemorizationVsRatioDisplay:
         feature_map : transformer, callable or None, default=None
             Representation in which distances are measured, as for
             :func:`~sklearn_mem.neighbors.nearest_neighbor_ratio`.
+        clip_outliers : bool, default=True
+            Draw far outlying scores on the edge of the axes, counted in the
+            legend, so the bulk stays readable (see :meth:`plot`).
         ax : matplotlib Axes, default=None
             Axes to draw into; None creates a new figure.
 
@@ -1116,10 +1473,10 @@ class MemorizationVsRatioDisplay:
         ratio = nearest_neighbor_ratio(
             X, X_heldout, X_generated, feature_map=feature_map
         )
-        return cls.from_predictions(M, ratio, ax=ax)
+        return cls.from_predictions(M, ratio, clip_outliers=clip_outliers, ax=ax)
 
     @classmethod
-    def from_predictions(cls, memorization, ratio, *, ax=None):
+    def from_predictions(cls, memorization, ratio, *, clip_outliers=True, ax=None):
         """Plot memorization scores against nearest-neighbour ratios.
 
         Parameters
@@ -1129,6 +1486,9 @@ class MemorizationVsRatioDisplay:
         ratio : array-like of shape (n_samples,)
             Nearest-neighbour ratios of the same samples, from
             :func:`~sklearn_mem.neighbors.nearest_neighbor_ratio`.
+        clip_outliers : bool, default=True
+            Draw far outlying scores on the edge of the axes, counted in the
+            legend, so the bulk stays readable (see :meth:`plot`).
         ax : matplotlib Axes, default=None
             Axes to draw into; None creates a new figure.
 
@@ -1139,7 +1499,7 @@ class MemorizationVsRatioDisplay:
         M = _check_scores(memorization, "memorization")
         rho = _check_scores(ratio, "ratio")
         _check_same_length(M, "memorization", rho, "ratio")
-        return cls(M, rho).plot(ax=ax)
+        return cls(M, rho).plot(ax=ax, clip_outliers=clip_outliers)
 
 
 # ---------------------------------------------------------------------------

@@ -168,6 +168,151 @@ def test_from_estimator_needs_fitted_scorer():
         )
 
 
+def _bulk_and_outlier(n=200, outlier=327.0, seed=0):
+    """Exponential scores (q99 about 4.6) and one planted extreme score."""
+    bulk = np.random.RandomState(seed).exponential(size=n)
+    return bulk, np.append(bulk, outlier)
+
+
+def _bulk_span(bulk):
+    return np.quantile(bulk, 0.99) - np.quantile(bulk, 0.01)
+
+
+def test_histogram_planted_outlier_keeps_bulk_readable():
+    bulk, M = _bulk_and_outlier()
+    disp = MemorizationHistogramDisplay.from_predictions(M, bins=30)
+    lo, hi = disp.ax_.get_xlim()
+    # the axis spans the bulk, not the outlier 327 nats away
+    assert hi - lo < 3 * _bulk_span(bulk)
+    assert disp.limits_ == (bulk.min(), bulk.max())
+    assert (disp.n_below_, disp.n_above_) == (0, 1)
+    # the bulk spreads over the bins instead of one bar
+    assert disp.counts_.sum() == bulk.size
+    assert disp.counts_.max() < 0.5 * bulk.size
+    np.testing.assert_array_equal(
+        disp.counts_, np.histogram(bulk, bins=30, range=disp.limits_)[0]
+    )
+    # the outlier is drawn on the right edge, its count as height, and named
+    (marker,) = disp.outlier_markers_
+    assert marker.get_xdata()[0] == pytest.approx(hi)
+    assert marker.get_ydata()[0] == 1
+    assert marker.get_marker() == ">"
+    texts = _legend_texts(disp.legend_)
+    assert f"1 score > {bulk.max():.3g}, off the axis (max 327)" in texts
+    assert f"{bulk.size} of {M.size} finite scores" in texts
+    # the quantile line is unchanged and inside the axis
+    assert disp.quantile_value_ == pytest.approx(np.quantile(M, 0.95))
+    assert lo < disp.line_.get_xdata()[0] < hi
+
+
+def test_histogram_clip_outliers_false_and_low_side():
+    bulk, M = _bulk_and_outlier()
+    disp = MemorizationHistogramDisplay.from_predictions(M, clip_outliers=False)
+    np.testing.assert_array_equal(disp.counts_, np.histogram(M, bins=50)[0])
+    assert disp.n_above_ == 0 and disp.outlier_markers_ == []
+    assert disp.ax_.get_xlim()[1] > 327
+    # an outlier far below the bulk: a "<" marker on the left edge
+    M = np.append(bulk, [-500.0, -400.0])
+    disp = MemorizationHistogramDisplay.from_predictions(M)
+    assert (disp.n_below_, disp.n_above_) == (2, 0)
+    (marker,) = disp.outlier_markers_
+    assert marker.get_marker() == "<" and marker.get_ydata()[0] == 2
+    assert marker.get_xdata()[0] == pytest.approx(disp.ax_.get_xlim()[0])
+    assert "2 scores < " in " | ".join(_legend_texts(disp.legend_))
+    assert "min -500" in " | ".join(_legend_texts(disp.legend_))
+
+
+@pytest.mark.parametrize(
+    "M",
+    [
+        np.random.RandomState(1).exponential(size=500),
+        np.exp(0.5 * np.random.RandomState(2).randn(300)),
+        np.random.RandomState(3).standard_t(3, size=300),
+        np.r_[np.zeros(50), 1.0],
+    ],
+    ids=["exponential", "lognormal", "student-t", "ties"],
+)
+def test_histogram_long_tail_is_drawn_in_full(M):
+    disp = MemorizationHistogramDisplay.from_predictions(M)
+    assert disp.limits_ == (M.min(), M.max())
+    assert (disp.n_below_, disp.n_above_) == (0, 0)
+    assert disp.counts_.sum() == M.size
+
+
+def test_histogram_explicit_bins_count_scores_outside():
+    _, M = _bulk_and_outlier()
+    disp = MemorizationHistogramDisplay.from_predictions(M, bins=[0, 1, 2, 5, 10])
+    assert disp.limits_ == (0.0, 10.0)
+    assert disp.n_above_ == 1 and disp.outlier_markers_ == []
+    assert disp.counts_.sum() == M.size - 1
+    assert any(
+        "1 finite scores outside the given bins (M up to 327)" in t
+        for t in _legend_texts(disp.legend_)
+    )
+
+
+def test_loglik_planted_outlier_keeps_bulk_readable():
+    rng = np.random.RandomState(0)
+    U = rng.randn(200)
+    M = np.exp(-U / 2) + 0.1 * rng.rand(200)
+    bulk = M.copy()
+    M[7] = 327.0  # extreme score
+    U[8] = -400.0  # extreme log-likelihood
+    disp = MemorizationVsLoglikDisplay.from_predictions(M, U)
+    y_lo, y_hi = disp.ax_.get_ylim()
+    x_lo, x_hi = disp.ax_.get_xlim()
+    assert y_hi - y_lo < 3 * _bulk_span(bulk)
+    assert x_hi - x_lo < 3 * _bulk_span(U[U > -400])
+    assert disp.n_beyond_ == 2
+    # each drawn on the edge it lies beyond (^ on top, < on the left), at its
+    # own other coordinate
+    above, left = disp.outliers_
+    np.testing.assert_allclose(above.get_offsets(), [[U[7], y_hi]])
+    np.testing.assert_allclose(left.get_offsets(), [[x_lo, M[8]]])
+    assert len(disp.scatter_.get_offsets()) == 198
+    texts = " | ".join(_legend_texts(disp.legend_))
+    assert "2 points off the axes" in texts
+    assert "M up to 327" in texts and "U down to -400" in texts
+    # the threshold (the 0.95-quantile of every score) is still drawn
+    assert y_lo < disp.threshold_ < y_hi
+    # the share is computed from every sample, outliers included
+    assert disp.counts_.sum() == 200
+    assert disp.ax_share_ is None and disp.stairs_ is None
+    full = MemorizationVsLoglikDisplay.from_predictions(M, U, clip_outliers=False)
+    assert full.n_beyond_ == 0 and full.ax_.get_ylim()[1] > 327
+    np.testing.assert_allclose(full.scatter_.get_offsets(), np.c_[U, M])
+
+
+def test_loglik_legend_counts_highly_memorized():
+    M = np.arange(20.0)
+    disp = MemorizationVsLoglikDisplay.from_predictions(M, -M, threshold=16.5)
+    texts = _legend_texts(disp.legend_)
+    assert "M > threshold: 3 of 20 samples" in texts
+    assert "threshold = 16.5 nats" in texts
+    disp = MemorizationVsLoglikDisplay.from_predictions(M, -M)
+    assert any("(0.95-quantile)" in t for t in _legend_texts(disp.legend_))
+
+
+def test_ratio_planted_outlier_keeps_bulk_readable():
+    rng = np.random.RandomState(0)
+    rho = np.exp(rng.randn(100))
+    M = rng.exponential(size=100)
+    bulk = M.copy()
+    M[3] = 327.0
+    disp = MemorizationVsRatioDisplay.from_predictions(M, rho)
+    y_lo, y_hi = disp.ax_.get_ylim()
+    assert y_hi - y_lo < 3 * _bulk_span(np.delete(bulk, 3))
+    assert disp.n_beyond_ == 1
+    np.testing.assert_allclose(disp.outliers_[0].get_offsets(), [[rho[3], y_hi]])
+    assert len(disp.scatter_.get_offsets()) == 99
+    texts = " | ".join(_legend_texts(disp.legend_))
+    assert "1 point off the axis, drawn on the edge (M up to 327)" in texts
+    # the correlation still uses every sample
+    assert disp.spearman_ == pytest.approx(spearmanr(M, rho).statistic)
+    full = MemorizationVsRatioDisplay.from_predictions(M, rho, clip_outliers=False)
+    assert full.n_beyond_ == 0 and full.limits_ is None
+
+
 # ---------------------------------------------------------------------------
 # memorized samples
 # ---------------------------------------------------------------------------
@@ -283,7 +428,7 @@ def test_loglik_share_matches_direct_computation():
     rng = np.random.RandomState(0)
     U = rng.randn(97)
     M = np.exp(-U) + 0.1 * rng.rand(97)
-    disp = MemorizationVsLoglikDisplay.from_predictions(M, U, n_bins=6)
+    disp = MemorizationVsLoglikDisplay.from_predictions(M, U, n_bins=6, show_share=True)
     threshold = np.quantile(M, 0.95)
     assert disp.threshold_ == pytest.approx(threshold)
     edges, counts, share = _direct_share(M, U, threshold, 6)
