@@ -17,6 +17,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params
 
 from ._progress import StageBars, progress, reporting
+from ._response import compute_response, response_key
 from ._threads import inner_thread_limit, limit_threads, watch_parent
 from ._versions import code_versions
 
@@ -111,7 +112,7 @@ def _describe(estimator):
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def fit_seeded_clone(estimator, X, train, fit_params, seed, n_threads, where):
+def fit_seeded_clone(estimator, X, train, fit_params, seed, n_threads, where, y=None):
     """Clone ``estimator``, push ``seed`` into it and fit it with bounded threads.
 
     The one way every fit is made: the split fits, the refit on all of
@@ -133,6 +134,9 @@ def fit_seeded_clone(estimator, X, train, fit_params, seed, n_threads, where):
         BLAS/OpenMP/torch threads while fitting.
     where : str
         What this fit is, attached as a note to an exception it raises.
+    y : ndarray of shape (n_samples,) or None, default=None
+        Targets, passed to ``fit`` (sliced like ``X``) when not None;
+        density estimators are fitted without.
 
     Returns
     -------
@@ -143,14 +147,16 @@ def fit_seeded_clone(estimator, X, train, fit_params, seed, n_threads, where):
     if seed is not None:
         set_random_states(estimator, int(seed))
     if train is None:
-        rows, params = X, fit_params
+        rows, params, targets = X, fit_params, y
     else:
         rows = X[train]
         params = _check_method_params(X, params=fit_params, indices=train)
+        targets = None if y is None else y[train]
+    args = (rows,) if targets is None else (rows, targets)
     watch_parent()
     with limit_threads(n_threads):
         try:
-            estimator.fit(rows, **params)
+            estimator.fit(*args, **params)
         except Exception as exc:
             _add_note(exc, f"(raised by {where})")
             raise
@@ -172,11 +178,43 @@ def fit_and_score(estimator, X, train, fit_params, seed, n_threads, index):
         return score_fitted(fitted, X, index)
 
 
+def fit_and_respond(
+    estimator, X, y, train, fit_params, seed, n_threads, index, response
+):
+    """Fit one clone on ``X[train]`` (and ``y[train]``) and take its response.
+
+    The supervised twin of :func:`fit_and_score`: ``response`` is
+    ``"log_proba"``, ``"correct"`` or a callable (see
+    :mod:`sklearn_mem._response`), evaluated on every row of ``X``.
+
+    Returns
+    -------
+    values : ndarray of shape (n_samples,)
+    checkpoints : None
+    """
+    where = (
+        f"fit {index}: {_describe(estimator)} fitted on {len(train)} of "
+        f"{X.shape[0]} rows"
+    )
+    fitted = fit_seeded_clone(
+        estimator, X, train, fit_params, seed, n_threads, where, y=y
+    )
+    with limit_threads(n_threads):
+        return (
+            compute_response(
+                fitted, X, y, response, f"fit {index} ({_describe(fitted)})"
+            ),
+            None,
+        )
+
+
 REFIT = "the refit on all of X, refit=True"
 
 
-def refit_and_score(estimator, X, fit_params, seed, n_threads):
-    """The refit on all of ``X`` and its log-likelihood of every row.
+def refit_and_score(
+    estimator, X, fit_params, seed, n_threads, y=None, response="score_samples"
+):
+    """The refit on all of ``X`` and its log-likelihood (response) of every row.
 
     Returns
     -------
@@ -184,18 +222,35 @@ def refit_and_score(estimator, X, fit_params, seed, n_threads):
         The fitted clone (``estimator_``).
     loglik : ndarray of shape (n_samples,)
     """
-    fitted = fit_seeded_clone(estimator, X, None, fit_params, seed, n_threads, REFIT)
-    with limit_threads(n_threads):
-        loglik = check_loglik(
-            fitted.score_samples(X), X.shape[0], fitted, "on all of X"
+    if response == "score_samples":
+        fitted = fit_seeded_clone(
+            estimator, X, None, fit_params, seed, n_threads, REFIT
         )
-    return fitted, loglik
+        with limit_threads(n_threads):
+            loglik = check_loglik(
+                fitted.score_samples(X), X.shape[0], fitted, "on all of X"
+            )
+        return fitted, loglik
+    fitted = fit_seeded_clone(
+        estimator, X, None, fit_params, seed, n_threads, REFIT, y=y
+    )
+    with limit_threads(n_threads):
+        values = compute_response(
+            fitted, X, y, response, f"the refit on all of X ({_describe(fitted)})"
+        )
+    return fitted, values
 
 
-def _refit_job(estimator, X, fit_params, seed, n_threads):
+def _refit_job(estimator, X, fit_params, seed, n_threads, y=None, response=None):
     """:func:`refit_and_score`, its exception returned instead of raised."""
     try:
-        return refit_and_score(estimator, X, fit_params, seed, n_threads), None
+        if response is None:
+            result = refit_and_score(estimator, X, fit_params, seed, n_threads)
+        else:
+            result = refit_and_score(
+                estimator, X, fit_params, seed, n_threads, y=y, response=response
+            )
+        return result, None
     except Exception as exc:  # noqa: BLE001 - raised by the caller
         return None, exc
 
@@ -303,6 +358,27 @@ def _cached_fit_and_score(
     return fit_and_score(estimator, X, train, fit_params, seed, n_threads, index)
 
 
+def _cached_fit_and_respond(
+    estimator,
+    X,
+    y,
+    train,
+    fit_params,
+    seed,
+    n_threads,
+    index,
+    response,
+    response_key,
+    versions,
+):
+    # the cache key of a supervised fit: that of _cached_fit_and_score, plus
+    # the targets and the response (by response_key: a callable is keyed by
+    # its code, not by the object, which need not pickle)
+    return fit_and_respond(
+        estimator, X, y, train, fit_params, seed, n_threads, index, response
+    )
+
+
 def fit_batched_and_score(estimator, X, trains, seeds, n_threads, verbose=0):
     """Fit all folds at once with ``estimator.fit_folds`` and score them.
 
@@ -384,8 +460,15 @@ def run_fits(
     verbose,
     batched=False,
     refit_seed=None,
+    y=None,
+    response="score_samples",
 ):
     """Fit and score every split (in parallel, or all folds as one batch).
+
+    With ``response`` other than ``"score_samples"`` (a classifier's
+    ``"log_proba"`` or ``"correct"``, or a callable), each fit is given
+    ``y`` and records that response instead of its log-likelihood; it is
+    part of the cache key. (Never batched.)
 
     With ``refit_seed`` (not None), the refit on all of ``X`` is one more
     job of the same dispatch: it starts first, being the largest fit, and
@@ -437,25 +520,51 @@ def run_fits(
             )
     else:
         n_threads = inner_thread_limit()
-        worker, extra = fit_and_score, ()
-        if memory is not None:
-            worker = check_memory(memory).cache(
-                _cached_fit_and_score, ignore=["n_threads", "index"]
-            )
-            extra = (code_versions(estimator),)
-        calls = [
-            (
-                estimator,
-                X,
-                train,
-                fit_params,
-                None if seeds is None else int(seeds[k]),
-                n_threads,
-                k,
-                *extra,
-            )
-            for k, (train, _) in enumerate(splits)
-        ]
+        if response == "score_samples":
+            worker, extra = fit_and_score, ()
+            if memory is not None:
+                worker = check_memory(memory).cache(
+                    _cached_fit_and_score, ignore=["n_threads", "index"]
+                )
+                extra = (code_versions(estimator),)
+            calls = [
+                (
+                    estimator,
+                    X,
+                    train,
+                    fit_params,
+                    None if seeds is None else int(seeds[k]),
+                    n_threads,
+                    k,
+                    *extra,
+                )
+                for k, (train, _) in enumerate(splits)
+            ]
+            refit_extra = ()
+        else:
+            worker, extra = fit_and_respond, ()
+            if memory is not None:
+                worker = check_memory(memory).cache(
+                    _cached_fit_and_respond,
+                    ignore=["n_threads", "index", "response"],
+                )
+                extra = (response_key(response), code_versions(estimator))
+            calls = [
+                (
+                    estimator,
+                    X,
+                    y,
+                    train,
+                    fit_params,
+                    None if seeds is None else int(seeds[k]),
+                    n_threads,
+                    k,
+                    response,
+                    *extra,
+                )
+                for k, (train, _) in enumerate(splits)
+            ]
+            refit_extra = (y, response)
         if memory is not None:
             n_from_cache = sum(bool(worker.check_call_in_cache(*c)) for c in calls)
         jobs = [delayed(worker)(*call) for call in calls]
@@ -463,7 +572,7 @@ def run_fits(
             jobs.insert(
                 0,
                 delayed(_refit_job)(
-                    estimator, X, fit_params, int(refit_seed), n_threads
+                    estimator, X, fit_params, int(refit_seed), n_threads, *refit_extra
                 ),
             )
         done = dispatch(jobs, n_jobs=n_jobs, verbose=verbose)

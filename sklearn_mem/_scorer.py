@@ -9,11 +9,16 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
     clone,
+    is_classifier,
 )
-from sklearn.model_selection import KFold, check_cv
+from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.neighbors import KernelDensity
 from sklearn.utils import check_random_state, get_tags
-from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils._param_validation import (
+    HasMethods,
+    InvalidParameterError,
+    StrOptions,
+)
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
@@ -21,6 +26,7 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import (
     _check_feature_names_in,
     check_is_fitted,
@@ -44,6 +50,13 @@ from ._folds import (
     set_random_states,
 )
 from ._kde import KERNELS, kde_loglik
+from ._response import (
+    RESPONSES,
+    check_response_method,
+    describe_response,
+    resolve_response,
+    response_needs_y,
+)
 from ._threads import inner_thread_limit
 
 
@@ -65,6 +78,88 @@ def _exact_unavailable_reason(estimator, fit_params):
     if fit_params:
         return f"fit parameters {sorted(fit_params)} are passed to the estimator"
     return None
+
+
+def _rounds_partition(in_mask, rounds):
+    """Whether every round of fits holds each sample out exactly once.
+
+    True for KFold, RepeatedKFold, GroupKFold, LeaveOneOut (repeats of a
+    partition, whose spread gives the standard error); False for
+    subsampling designs such as ShuffleSplit.
+    """
+    for r in np.unique(rounds):
+        if not ((~in_mask[rounds == r]).sum(axis=0) == 1).all():
+            return False
+    return True
+
+
+def _side_variance(loglik, mask, aggregate):
+    """Squared delta-method standard error of one side (U or V), per sample."""
+    n = mask.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if aggregate == "logmeanexp":
+            top = np.where(mask, loglik, -np.inf).max(axis=0)
+            values = np.exp(loglik - top)  # p_k / max_k p_k
+        else:
+            values = loglik
+        values = np.where(mask, values, 0.0)
+        mean = values.sum(axis=0) / n
+        dev = np.where(mask, values - mean, 0.0)
+        var = (dev**2).sum(axis=0) / (n - 1)  # sample variance, ddof=1
+        if aggregate == "logmeanexp":
+            var = var / mean**2  # Var(log mean p) ~ Var(p) / (n mean(p)^2)
+        out = var / n
+    out[n < 2] = np.nan
+    return out
+
+
+def subsample_standard_error(loglik, in_mask, *, aggregate="logmeanexp"):
+    """Standard error of M for a subsampling design (e.g. ShuffleSplit).
+
+    Each fit trains on a random subsample, so for sample ``i`` its "in"
+    values and its "out" values are two independent samples (disjoint sets
+    of independent fits). ``M_i = U_i - V_i`` is a difference of two
+    aggregates, with the standard error::
+
+        SE(M_i) = sqrt(SE(U_i)^2 + SE(V_i)^2)
+
+    - ``aggregate="mean"``: ``SE(U_i)^2 = s_in^2 / n_in``, the sample variance
+      (``ddof=1``) of the "in" values over their number (for 0/1 correctness,
+      the binomial variance ``p(1 - p) n / (n - 1)``); alike for V;
+    - ``aggregate="logmeanexp"``: the delta method on ``U = log mean_k p_k``
+      with ``p_k = exp(l_k)``: ``SE(U_i)^2 = s_p^2 / (n_in * mean(p)^2)``, with
+      ``s_p^2`` the sample variance of the "in" probabilities (computed
+      relative to their maximum, so it never overflows); alike for V.
+
+    NaN where a side has fewer than two fits or where M is not finite.
+
+    Parameters
+    ----------
+    loglik, in_mask : ndarray of shape (n_fits, n_samples)
+        As for :func:`~sklearn_mem._aggregate.aggregate_loglik`.
+    aggregate : {"logmeanexp", "mean"}
+
+    Returns
+    -------
+    stderr : ndarray of shape (n_samples,)
+    """
+    loglik = np.asarray(loglik, dtype=np.float64)
+    in_mask = np.asarray(in_mask, dtype=bool)
+    var = _side_variance(loglik, in_mask, aggregate) + _side_variance(
+        loglik, ~in_mask, aggregate
+    )
+    M = aggregate_loglik(loglik, in_mask, aggregate=aggregate, warn=False).memorization
+    stderr = np.sqrt(var)
+    stderr[~np.isfinite(M) | ~np.isfinite(stderr)] = np.nan
+    return stderr
+
+
+def _normal_interval(memorization, stderr, level=0.95):
+    """Normal (large-sample) interval ``M +- z * stderr``; NaN where stderr is."""
+    from scipy.stats import norm
+
+    half = norm.ppf(0.5 + level / 2) * stderr
+    return np.column_stack([memorization - half, memorization + half])
 
 
 def _estimator_has(attr):
@@ -290,9 +385,13 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "estimator": [HasMethods(["fit", "score_samples"])],
+        "estimator": [
+            HasMethods(["fit", "score_samples"]),
+            HasMethods(["fit", "predict"]),
+        ],
         "cv": ["cv_object"],
         "aggregate": [StrOptions(set(AGGREGATES))],
+        "response": [StrOptions(set(RESPONSES)), callable],
         "method": [StrOptions({"auto", "refit", "exact"})],
         "refit": ["boolean"],
         "fold_batching": ["boolean", StrOptions({"auto"})],
@@ -308,6 +407,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         *,
         cv=10,
         aggregate="logmeanexp",
+        response="auto",
         method="auto",
         refit=True,
         fold_batching="auto",
@@ -319,6 +419,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.estimator = estimator
         self.cv = cv
         self.aggregate = aggregate
+        self.response = response
         self.method = method
         self.refit = refit
         self.fold_batching = fold_batching
@@ -327,10 +428,79 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_cv(self, rng):
+    def _check_cv(self, rng, y=None, classifier=False):
         if isinstance(self.cv, Integral):
-            return KFold(self.cv, shuffle=True, random_state=rng.randint(MAX_SEED))
+            seed = rng.randint(MAX_SEED)
+            if (
+                classifier
+                and y is not None
+                and type_of_target(y) in ("binary", "multiclass")
+            ):
+                # as scikit-learn's check_cv: stratified folds for a classifier
+                return StratifiedKFold(self.cv, shuffle=True, random_state=seed)
+            return KFold(self.cv, shuffle=True, random_state=seed)
         return check_cv(self.cv)
+
+    def _check_response(self, X, y):
+        """Resolve ``response`` and validate ``X`` and ``y`` for it.
+
+        Returns
+        -------
+        response : str or callable
+            ``"score_samples"``, ``"log_proba"``, ``"correct"`` or the callable.
+        X : ndarray
+        y : ndarray or None
+            None for ``"score_samples"`` (density estimation ignores ``y``).
+        """
+        response = resolve_response(self.estimator, self.response)
+        name = type(self.estimator).__name__
+        if response == "score_samples":
+            if not hasattr(self.estimator, "score_samples"):
+                raise InvalidParameterError(
+                    "The 'estimator' parameter of MemorizationScorer must be an "
+                    "object implementing 'fit' and 'score_samples' (a density "
+                    f"estimator) for {describe_response(self.response)}; got "
+                    f"{name}, which is not a classifier. For a regressor or any "
+                    "other model pass a callable response(estimator, X, y) -> "
+                    "array of shape (n_samples,)."
+                )
+            X = validate_data(self, X, accept_sparse=False, ensure_min_samples=2)
+            return response, X, None
+        check_response_method(self.estimator, response)
+        if self.method == "exact":
+            raise ValueError(
+                "method='exact' computes KernelDensity log-likelihoods in closed "
+                f"form and cannot compute {describe_response(response)}. Use "
+                "method='refit' (or 'auto') to refit the estimator on every split."
+            )
+        if response == "correct" and self.aggregate != "mean":
+            raise ValueError(
+                "response='correct' gives 0/1 correctness, not a log-likelihood, "
+                f"so aggregate={self.aggregate!r} does not apply; use "
+                "aggregate='mean' (Feldman's estimator: mean correctness over "
+                "the fits trained on a sample minus over the others)."
+            )
+        if y is None:
+            if response_needs_y(response) or is_classifier(self.estimator):
+                raise ValueError(
+                    f"{name} is fitted on labels: MemorizationScorer.fit(X, y) "
+                    f"needs y for {describe_response(response)} (every fit "
+                    "scores each training row by its true label). Pass y, or "
+                    "use a density estimator to score X alone."
+                )
+            X = validate_data(self, X, accept_sparse=False, ensure_min_samples=2)
+            return response, X, None
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=False,
+            ensure_min_samples=2,
+            multi_output=not response_needs_y(response),
+        )
+        if response_needs_y(response) or is_classifier(self.estimator):
+            check_classification_targets(y)
+        return response, X, y
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None, *, groups=None, **params):
@@ -356,7 +526,8 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             The fitted scorer.
         """
         self._reset_fitted_attributes()
-        X = validate_data(self, X, accept_sparse=False, ensure_min_samples=2)
+        response, X, y_fit = self._check_response(X, y)
+        supervised = response != "score_samples"
         n_samples = X.shape[0]
         if isinstance(self.cv, Integral) and n_samples < self.cv:
             raise ValueError(
@@ -373,17 +544,25 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             fit_params = params
 
         rng = check_random_state(self.random_state)
-        self.cv_ = self._check_cv(rng)
-        splits, in_mask = materialize_splits(self.cv_, X, y, **split_params)
+        if supervised:
+            self.cv_ = self._check_cv(
+                rng, y_fit, classifier=is_classifier(self.estimator)
+            )
+            splits, in_mask = materialize_splits(self.cv_, X, y_fit, **split_params)
+        else:
+            self.cv_ = self._check_cv(rng)
+            splits, in_mask = materialize_splits(self.cv_, X, y, **split_params)
 
         reason = _exact_unavailable_reason(self.estimator, fit_params)
+        if supervised:
+            reason = f"{describe_response(response)} is not a KernelDensity's"
         if self.method == "exact" and reason is not None:
             raise ValueError(
                 "method='exact' computes KernelDensity fits in closed form and "
                 f"cannot be used here: {reason}. Use method='refit' (or "
                 "'auto') to refit the estimator on every split."
             )
-        batched = self._use_fold_batching(fit_params)
+        batched = self._use_fold_batching(fit_params, supervised)
         if self.method == "refit" or reason:
             self.method_ = "batched" if batched else "refit"
         else:
@@ -426,11 +605,13 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 verbose=self.verbose,
                 batched=batched,
                 refit_seed=refit_seed,
+                **({"y": y_fit, "response": response} if supervised else {}),
             )
             if refit is not None:
                 self.estimator_, full_loglik = refit
 
-        self._set_scores(loglik, in_mask, full_loglik)
+        self.response_ = response
+        self._set_scores(loglik, in_mask, full_loglik, supervised)
         self._set_epoch_scores(checkpoints, in_mask)
         self._X_fit = X
         return self
@@ -441,8 +622,17 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             if (name.endswith("_") and not name.startswith("__")) or name == "_X_fit":
                 delattr(self, name)
 
-    def _use_fold_batching(self, fit_params):
+    def _use_fold_batching(self, fit_params, supervised=False):
         has = hasattr(self.estimator, "fit_folds")
+        if supervised:
+            if self.fold_batching is True:
+                raise ValueError(
+                    "fold_batching=True trains density nets through fit_folds "
+                    "and scores them with score_samples; it cannot compute "
+                    f"{describe_response(self.response)}. Use "
+                    "fold_batching='auto' or False."
+                )
+            return False
         if self.fold_batching is True:
             if not has:
                 raise ValueError(
@@ -484,7 +674,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             ]
         )
 
-    def _set_scores(self, loglik, in_mask, full_loglik):
+    def _set_scores(self, loglik, in_mask, full_loglik, supervised=False):
         result = aggregate_loglik(loglik, in_mask, aggregate=self.aggregate)
         self.loglik_ = loglik
         self.in_mask_ = in_mask
@@ -495,12 +685,21 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.n_out_ = result.n_out
         rounds = split_rounds(in_mask)
         self.n_repeats_ = int(rounds.max()) + 1
-        self.memorization_stderr_, per_repeat = repeat_standard_error(
-            loglik, in_mask, rounds, aggregate=self.aggregate
-        )
-        self.memorization_interval_ = repeat_interval(
-            self.memorization_scores_, self.memorization_stderr_, per_repeat
-        )
+        if supervised and not _rounds_partition(in_mask, rounds):
+            # a subsampling design (ShuffleSplit): no repeats to compare
+            self.memorization_stderr_ = subsample_standard_error(
+                loglik, in_mask, aggregate=self.aggregate
+            )
+            self.memorization_interval_ = _normal_interval(
+                self.memorization_scores_, self.memorization_stderr_
+            )
+        else:
+            self.memorization_stderr_, per_repeat = repeat_standard_error(
+                loglik, in_mask, rounds, aggregate=self.aggregate
+            )
+            self.memorization_interval_ = repeat_interval(
+                self.memorization_scores_, self.memorization_stderr_, per_repeat
+            )
         if full_loglik is not None:
             self.full_loglik_ = full_loglik
             with np.errstate(invalid="ignore"):
@@ -623,20 +822,27 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
     @available_if(_estimator_has("score"))
     def score(self, X, y=None):
-        """The refit estimator's ``score`` (a log-likelihood) on ``X``.
+        """The refit estimator's ``score`` on ``X`` (and ``y``).
+
+        A density estimator's log-likelihood of ``X``; a classifier's
+        ``score(X, y)`` (its accuracy, for scikit-learn's classifiers).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Data to score.
-        y : None
-            Ignored.
+        y : array-like of shape (n_samples,), default=None
+            True labels, passed on when the scorer was fitted with a
+            supervised response (``response_`` other than
+            ``"score_samples"``); ignored for density estimators.
 
         Returns
         -------
         score : float
         """
         check_is_fitted(self)
+        if y is not None and self.response_ != "score_samples":
+            return self.estimator_.score(X, y)
         return self.estimator_.score(X)
 
     def get_metadata_routing(self):
@@ -666,5 +872,8 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = False
         tags.non_deterministic = inner.non_deterministic
+        response = resolve_response(self.estimator, self.response)
+        if response_needs_y(response):
+            tags.target_tags.required = True
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
