@@ -339,3 +339,31 @@ def test_split_without_held_out_rows_trains_on_all_rows(splits):
         for train, _ in splits
     ]
     np.testing.assert_allclose(loglik, expected, atol=1e-10)
+
+
+def test_blocks_of_unequal_sizes_including_single_rows():
+    # one round of "all rows but one block" fits whose blocks have 1, 3, 2 and
+    # 1 rows (plus a remainder every fit trains on): the sums per block must
+    # follow the block boundaries
+    X = np.random.RandomState(0).randn(9, 2)
+    blocks = [[4], [0, 7, 2], [5, 1], [8]]  # rows 3 and 6: the remainder
+    splits = [(np.setdiff1d(np.arange(9), b), np.array(b)) for b in blocks]
+    for h in (0.05, 0.7):
+        loglik, full = kde_loglik(X, splits, bandwidth=h, full=True)
+        expected = [_brute_force_kde(X, train, h) for train, _ in splits]
+        np.testing.assert_allclose(loglik, expected, rtol=1e-12)
+        np.testing.assert_allclose(full, _brute_force_kde(X, np.arange(9), h))
+
+
+def test_zero_densities_raise_no_floating_point_warnings():
+    # compact kernels: empty kernel sums are log(0) = -inf, silently
+    import warnings
+
+    X = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [10.0]])
+    for cv in (LeaveOneOut(), KFold(3), ShuffleSplit(3, random_state=0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            loglik, full = kde_loglik(
+                X, list(cv.split(X)), bandwidth=0.5, kernel="tophat", full=True
+            )
+        assert np.isneginf(loglik).any() and np.isfinite(full).all()
