@@ -391,7 +391,7 @@ def _consistent_set(out):
     scores = report.read_scores(out / "scores.csv")
     page = (out / "report.html").read_text()
     aggregate = summary["settings"]["aggregate"]
-    assert f'<td class="l">{aggregate}</td>' in page
+    assert f'<th class="l">aggregate</th><td class="l">{aggregate}' in page
     top = summary["scores"]["top_memorized"][0]
     i = scores["id"].index(str(top["id"]))
     assert scores["memorization"][i] == top["memorization"]
@@ -429,22 +429,27 @@ def test_kill_at_each_step_of_the_output_phase(data, tmp_path, step):
     assert str(manifest["generation"]) == sets[0].name
 
 
-@pytest.fixture
-def tiny_fs(tmp_path):
-    """A 600 KiB tmpfs (root only), unmounted afterwards."""
+def _mount_tmpfs(path, options):
+    """Mount a tmpfs at ``path`` (root only) or skip; return an unmount call."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
+        pytest.skip("mounting a tmpfs needs root (root also ignores chmod)")
+    path.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
         capture_output=True,
         check=False,
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr!r}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    return lambda: subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 600 KiB tmpfs, unmounted afterwards."""
+    unmount = _mount_tmpfs(tmp_path / "tiny", "size=600k")
+    yield tmp_path / "tiny"
+    unmount()
 
 
 def test_full_disk_keeps_the_previous_set(data, tiny_fs, capsys):
@@ -485,19 +490,10 @@ def test_full_disk_during_the_fits(data, tiny_fs, capsys):
 
 @pytest.fixture
 def read_only_dir(tmp_path):
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("a read-only mount needs root (root ignores chmod)")
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mnt)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr!r}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    """A read-only tmpfs, unmounted afterwards."""
+    unmount = _mount_tmpfs(tmp_path / "ro", "ro,size=64k")
+    yield tmp_path / "ro"
+    unmount()
 
 
 def test_read_only_out(data, read_only_dir, capsys):
