@@ -209,7 +209,7 @@ def _check_npy(header, n_stored, what, description, objects_message):
 
     ``n_stored`` is the number of bytes the file (or zip member) holds.
     """
-    shape, _, dtype, header_len = header
+    shape, fortran_order, dtype, header_len = header
     if dtype.hasobject:
         raise CLIError(objects_message)
     _check_dtype(dtype, description)
@@ -232,12 +232,89 @@ def _check_npy(header, n_stored, what, description, objects_message):
             f"{what} is corrupt: {declared}, but it holds {n_have - n_data} bytes "
             "more. Save the array again with numpy.save / numpy.savez."
         )
+    # What _read_npy_data allocates: the float64 result, and a buffer of one
+    # block unless the file holds native float64 in C order (read in place).
+    shape = tuple(shape)
+    in_place = dtype == np.dtype(np.float64) and not fortran_order
+    block = 0 if in_place else min(n_data, _CHUNK_BYTES)
     _check_memory(
-        n_data + n_elements * 8,
+        n_elements * 8 + block,
         what,
-        f"{_human_bytes(n_data)} for shape {tuple(shape)} of {dtype}, plus "
-        f"{_human_bytes(n_elements * 8)} for its float64 copy",
+        f"{_human_bytes(n_elements * 8)} for the float64 array of shape {shape}"
+        + (
+            ""
+            if in_place
+            else f", plus {_human_bytes(block)} to read {dtype} by blocks"
+        ),
     )
+
+
+_CHUNK_BYTES = 1 << 20  # bytes of the file read at a time
+
+
+def _blocks(view, max_elements):
+    """Sub-views of ``view``, of at most ``max_elements`` elements each (unless a
+    single element is larger), covering it in C order."""
+    if view.size <= max_elements:
+        yield view
+        return
+    inner = view[0].size
+    if inner > max_elements:
+        for sub in view:
+            yield from _blocks(sub, max_elements)
+        return
+    step = max_elements // inner
+    for start in range(0, view.shape[0], step):
+        yield view[start : start + step]
+
+
+def _read_exact(fh, buffer):
+    """Fill the writable C-contiguous ``buffer`` from ``fh``; False when short."""
+    view = memoryview(buffer).cast("B")
+    done = 0
+    while done < len(view):
+        n = fh.readinto(view[done:])
+        if not n:
+            return False
+        done += n
+    return True
+
+
+def _read_npy_data(fh, header, what):
+    """The data of a ``.npy`` stream positioned after its header, as float64.
+
+    Returns a C-contiguous float64 array of the declared shape. The data are
+    read by blocks of ``_CHUNK_BYTES`` straight into the result (float64 of
+    native byte order) or into a small buffer converted into it (any other
+    dtype): the memory needed is that of the float64 result plus one block.
+    """
+    shape, fortran_order, dtype, _ = header
+    X = np.empty(shape, dtype=np.float64)
+    # A Fortran-order file holds the transpose of the array in C order.
+    target = X.transpose() if fortran_order else X.reshape(-1)
+    direct = dtype == np.dtype(np.float64)  # native float64: no conversion
+    max_elements = max(1, _CHUNK_BYTES // dtype.itemsize)
+    buffer = None if direct else np.empty(min(X.size, max_elements), dtype=dtype)
+    for block in _blocks(target, max_elements):
+        if direct and block.flags.c_contiguous:
+            complete = _read_exact(fh, block)
+        else:
+            part = np.empty(block.size, dtype) if direct else buffer[: block.size]
+            complete = _read_exact(fh, part)
+            block[...] = part.reshape(block.shape)
+        if not complete:
+            raise CLIError(
+                f"{what} is truncated: it ends before the data its header "
+                "declares (did it change while it was read?). Save the array "
+                "again with numpy.save / numpy.savez."
+            )
+    if fh.read(1):
+        raise CLIError(
+            f"{what} holds more data than its header declares (did it change "
+            "while it was read?). Save the array again with numpy.save / "
+            "numpy.savez."
+        )
+    return X
 
 
 def _objects_message(what):
@@ -260,8 +337,7 @@ def _load_npy(path):
                 )
             header = _read_npy_header(fh, what)
             _check_npy(header, size, what, Path(path).name, _objects_message(what))
-            fh.seek(0)
-            return npy_format.read_array(fh, allow_pickle=False)
+            return _read_npy_data(fh, header, what)
     except OSError as exc:
         raise _os_error(path, exc) from None
     except (ValueError, EOFError) as exc:
@@ -324,11 +400,14 @@ def _read_npz_member(path, archive, key):
             )
         with archive.open(info) as fh:
             header = _read_npy_header(fh, what)
-        _check_npy(
-            header, info.file_size, what, f"{Path(path).name}[{key}]", objects_message
-        )
-        with archive.open(info) as fh:
-            return npy_format.read_array(fh, allow_pickle=False), key
+            _check_npy(
+                header,
+                info.file_size,
+                what,
+                f"{Path(path).name}[{key}]",
+                objects_message,
+            )
+            return _read_npy_data(fh, header, what), key
     except _ZIP_ERRORS as exc:
         raise CLIError(
             f"cannot read {what}: {exc}. The archive is corrupt; save the "
@@ -519,7 +598,7 @@ def _load_csv(path, id_column, header):
             + ". Remove them, or name the identifier column with --id-column."
         )
     if ids is None:
-        ids = list(range(n_rows))
+        ids = range(n_rows)
     return X, ids
 
 
@@ -568,22 +647,49 @@ def _check_image_shape(image_shape):
     return shape, drawable
 
 
-def _row_checks(X):
-    """Per row: holds NaN/inf; holds a finite value above ``_MAX_ABS``; and the
-    largest finite absolute value. Works by blocks of rows (small temporaries)."""
+def _row_blocks(X):
+    """Slices of about 1 MiB of rows of ``X``: checks by blocks keep their
+    temporaries small."""
     n, d = X.shape
-    nonfinite = np.zeros(n, dtype=bool)
-    huge = np.zeros(n, dtype=bool)
-    largest = 0.0
-    step = max(1, (1 << 17) // max(d, 1))  # ~1 MiB of float64 per block
+    step = max(1, (1 << 17) // max(d, 1))
     for start in range(0, n, step):
-        block = X[start : start + step]
-        finite = np.isfinite(block)
-        nonfinite[start : start + step] = ~finite.all(axis=1)
-        magnitude = np.abs(block)
-        huge[start : start + step] = ((magnitude > _MAX_ABS) & finite).any(axis=1)
-        largest = max(largest, float(np.max(magnitude, where=finite, initial=0.0)))
-    return nonfinite, huge, largest
+        yield slice(start, start + step)
+
+
+def _nonfinite_rows(X):
+    """Mask of the rows holding NaN or inf, or None when there are none."""
+    mask = None
+    for rows in _row_blocks(X):
+        bad = ~np.isfinite(X[rows]).all(axis=1)
+        if bad.any():
+            if mask is None:
+                mask = np.zeros(X.shape[0], dtype=bool)
+            mask[rows] = bad
+    return mask
+
+
+def _huge_rows(X):
+    """Indices of the rows of the finite ``X`` holding a value above
+    ``_MAX_ABS`` in absolute value, and the largest absolute value."""
+    found = []
+    largest = 0.0
+    for rows in _row_blocks(X):
+        magnitude = np.abs(X[rows])
+        big = (magnitude > _MAX_ABS).any(axis=1)
+        if big.any():
+            found.append(np.flatnonzero(big) + rows.start)
+            largest = max(largest, float(magnitude.max()))
+    return (np.concatenate(found) if found else np.zeros(0, dtype=np.intp)), largest
+
+
+def _drop_rows(X, drop):
+    """``X`` without the rows of the mask ``drop``, compacted in place."""
+    kept = 0
+    for rows in _row_blocks(X):
+        block = X[rows][~drop[rows]]
+        X[kept : kept + len(block)] = block
+        kept += len(block)
+    return X[:kept]
 
 
 def _shown_ids(ids, mask):
@@ -604,11 +710,9 @@ def _read_file(path, suffix, key, id_column, header):
     else:
         arr, used = _load_npz(path, key)
         description = f"{path.name}[{used}]"
-    _check_dtype(arr.dtype, description)  # the header was checked; stay safe
+    # The readers return C-contiguous float64 arrays: reshaping is a view.
     _check_shape(arr.shape, description)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    elif arr.ndim >= 3:
+    if arr.ndim >= 3:
         sample = tuple(int(s) for s in arr.shape[1:])
         shape = _drawable(sample)
         if shape is None:
@@ -619,9 +723,8 @@ def _read_file(path, suffix, key, id_column, header):
                 "x".join(map(str, sample)),
                 _IMAGE_FORMS,
             )
-        arr = arr.reshape(arr.shape[0], -1)
-    X = arr.astype(np.float64, copy=False)
-    return X, list(range(X.shape[0])), shape, description
+    X = arr.reshape(arr.shape[0], -1)
+    return X, range(X.shape[0]), shape, description
 
 
 def load_data(
@@ -673,8 +776,9 @@ def load_data(
     Returns
     -------
     data : Bunch
-        ``X`` (float64, ``(n_samples, n_features)``), ``ids`` (list, one per
-        row: the row number in the file or the ``id_column`` value),
+        ``X`` (float64, ``(n_samples, n_features)``), ``ids`` (sequence, one per
+        row: the ``id_column`` values, a list; else the row numbers in the
+        file, a ``range``, or a list after ``dropna`` dropped rows),
         ``image_shape`` (tuple or None), ``name``, ``description``,
         ``source`` (a JSON-ready description of where the data came from,
         from which :func:`load_data` can reload it) and ``dropped`` (ids of
@@ -729,7 +833,7 @@ def load_data(
         from sklearn.datasets import load_digits
 
         X = load_digits().data / 16.0
-        ids = list(range(X.shape[0]))
+        ids = range(X.shape[0])
         shape = (8, 8)
         name = "digits"
         description = "scikit-learn digits (8x8 images, scaled to [0, 1])"
@@ -776,9 +880,9 @@ def load_data(
             )
         shape = drawable
 
-    nonfinite, huge, largest = _row_checks(X)
+    nonfinite = _nonfinite_rows(X)
     dropped = []
-    if nonfinite.any():
+    if nonfinite is not None:
         bad_ids, shown = _shown_ids(ids, nonfinite)
         if not dropna:
             raise CLIError(
@@ -791,13 +895,16 @@ def load_data(
             len(bad_ids),
             shown,
         )
-        keep = ~nonfinite
-        X = X[keep]
-        ids = [i for i, k in zip(ids, keep) if k]
-        huge = huge[keep]
+        X = _drop_rows(X, nonfinite)
+        ids = [i for i, bad in zip(ids, nonfinite) if not bad]
         dropped = bad_ids
-    if huge.any():
-        big_ids, shown = _shown_ids(ids, huge)
+        del nonfinite
+    huge, largest = _huge_rows(X)
+    if len(huge):
+        big_ids = [ids[i] for i in huge]
+        shown = ", ".join(map(str, big_ids[:10])) + (
+            " ..." if len(big_ids) > 10 else ""
+        )
         scale = 10.0 ** math.floor(math.log10(largest))
         raise CLIError(
             f"{len(big_ids)} of {X.shape[0]} rows of {description} hold values "
@@ -843,8 +950,11 @@ def data_fingerprint(X, ids):
     X = np.ascontiguousarray(X, dtype=np.float64)
     h = hashlib.sha256()
     h.update(repr(X.shape).encode())
-    h.update(X.tobytes())
-    h.update("\x1f".join(map(str, ids)).encode("utf-8"))
+    h.update(X.reshape(-1).view(np.uint8))  # the bytes of X, not a copy
+    # "\x1f".join(map(str, ids)), hashed by blocks of ids
+    for start in range(0, len(ids), 1 << 16):
+        text = "\x1f".join(map(str, ids[start : start + (1 << 16)]))
+        h.update((text if start == 0 else "\x1f" + text).encode("utf-8"))
     return h.hexdigest()
 
 

@@ -61,7 +61,7 @@ def test_csv_numeric_header_yes_and_no(tmp_path):
     assert data.X.tolist() == [[1, 3], [4, 6]] and data.ids == ["2", "5"]
     data = load_data(path, header="no")
     assert data.X.shape == (3, 3) and data.X[0].tolist() == [2019, 2020, 2021]
-    assert data.ids == [0, 1, 2]
+    assert data.ids == range(3)  # row numbers: a range, not a list of ints
 
 
 @pytest.mark.parametrize(
@@ -205,10 +205,17 @@ def test_npy_huge_declared_shape_is_refused_before_reading(tmp_path, monkeypatch
 def test_npy_larger_than_memory(tmp_path, monkeypatch):
     path = tmp_path / "x.npy"
     np.save(path, np.zeros((100, 10), dtype=np.float32))
-    monkeypatch.setattr(_data, "_available_memory", lambda: 10_000)
+    # float32 is converted by blocks: the float64 array and one block
+    monkeypatch.setattr(_data, "_CHUNK_BYTES", 1024)
+    monkeypatch.setattr(_data, "_available_memory", lambda: 9_000)
     msg = _refused(path)
-    assert "needs 11.7 KiB of memory" in msg and "float64 copy" in msg
-    assert "only 9.8 KiB is available" in msg
+    assert (
+        "needs 8.8 KiB of memory" in msg
+        and "plus 1.0 KiB to read float32 by blocks" in msg
+    )
+    assert "only 8.8 KiB is available" in msg
+    monkeypatch.setattr(_data, "_available_memory", lambda: 9_216)
+    np.testing.assert_array_equal(load_data(path).X, np.zeros((100, 10)))
 
 
 def test_npy_not_an_array_bad_header_and_version(tmp_path):
@@ -303,7 +310,7 @@ def test_npz_larger_than_memory(tmp_path, monkeypatch):
     assert path.stat().st_size < 100_000
     monkeypatch.setattr(_data, "_available_memory", lambda: 2**20)
     msg = _refused(path)
-    assert "needs 16.0 MiB of memory" in msg and "only 1.0 MiB" in msg
+    assert "needs 8.0 MiB of memory" in msg and "only 1.0 MiB" in msg
 
 
 def test_npz_keys_objects_and_empty_member(tmp_path):
@@ -328,6 +335,92 @@ def test_npz_compressed_and_fortran_load(tmp_path):
     path = tmp_path / "c.npz"
     np.savez_compressed(path, X=X)
     np.testing.assert_array_equal(load_data(path).X, X)
+
+
+def _traced_load(*args, **kwargs):
+    """``load_data(*args, **kwargs)`` and the peak of its traced allocations."""
+    tracemalloc.start()
+    try:
+        data = load_data(*args, **kwargs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return data, peak
+
+
+def test_npy_and_npz_memory_is_that_of_the_float64_array(tmp_path):
+    X = np.random.RandomState(0).randn(100_000, 64)  # 51 MB of float64
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    data, peak = _traced_load(path)
+    np.testing.assert_array_equal(data.X, X)
+    assert data.X.flags.c_contiguous and data.ids == range(100_000)
+    assert peak < 1.4 * data.X.nbytes, (peak, data.X.nbytes)
+    # uint8 images: read by blocks into the float64 array, no full-size copy
+    images = (np.arange(8_000 * 28 * 28) % 251).astype(np.uint8).reshape(8_000, 28, 28)
+    path = tmp_path / "images.npz"
+    np.savez_compressed(path, images=images)
+    data, peak = _traced_load(path)
+    np.testing.assert_array_equal(data.X, images.reshape(8_000, -1))
+    assert data.X.dtype == np.float64 and data.image_shape == (28, 28)
+    assert peak < 1.4 * data.X.nbytes, (peak, data.X.nbytes)
+    # a single column: the row numbers (ids) take no memory per row
+    path = tmp_path / "column.npz"
+    np.savez(path, x=np.zeros(3_000_000))
+    data, peak = _traced_load(path)
+    assert data.X.shape == (3_000_000, 1) and len(data.ids) == 3_000_000
+    assert peak < 1.4 * data.X.nbytes, (peak, data.X.nbytes)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", ["<f8", ">f8", "<i8", "u1", "?", "<f4"])
+def test_block_reads_of_every_dtype_and_order(tmp_path, monkeypatch, dtype, order):
+    monkeypatch.setattr(_data, "_CHUNK_BYTES", 40)  # blocks of a few elements
+    rng = np.random.RandomState(0)
+    for shape in [(7,), (5, 3), (4, 3, 5), (2, 11), (3, 1)]:
+        arr = np.asarray(rng.randint(0, 2 if dtype == "?" else 100, shape), dtype)
+        arr = np.asfortranarray(arr) if order == "F" else arr
+        np.save(tmp_path / "a.npy", arr)
+        np.savez_compressed(tmp_path / "a.npz", a=arr)
+        expected = arr.astype(np.float64).reshape(shape[0], -1)
+        for name in ("a.npy", "a.npz"):
+            X = load_data(tmp_path / name).X
+            assert X.dtype == np.float64 and X.flags.c_contiguous
+            np.testing.assert_array_equal(X, expected)
+
+
+def test_npy_changed_while_read(tmp_path, monkeypatch):
+    path = tmp_path / "x.npy"
+    np.save(path, np.arange(12.0).reshape(4, 3))
+    read_exact = _data._read_exact
+    monkeypatch.setattr(_data, "_read_exact", lambda fh, buffer: False)
+    assert "x.npy is truncated" in _refused(path)
+    monkeypatch.setattr(_data, "_read_exact", read_exact)
+    monkeypatch.setattr(_data, "_CHUNK_BYTES", 16)
+    real_read = _data._read_npy_data
+
+    def grows(fh, header, what):  # the data end one element before the file
+        shape, fortran_order, dtype, n = header
+        return real_read(fh, ((shape[0] - 1, 3), fortran_order, dtype, n), what)
+
+    monkeypatch.setattr(_data, "_read_npy_data", grows)
+    assert "holds more data than its header declares" in _refused(path)
+
+
+def test_dropna_compacts_rows_in_place(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        _data,
+        "_row_blocks",
+        lambda X: (slice(start, start + 3) for start in range(0, len(X), 3)),
+    )
+    X = np.arange(40.0).reshape(10, 4)
+    X[[0, 4, 5, 9], [1, 0, 3, 2]] = [np.nan, np.inf, -np.inf, np.nan]
+    path = tmp_path / "n.npy"
+    np.save(path, X)
+    data = load_data(path, dropna=True)
+    keep = [1, 2, 3, 6, 7, 8]
+    np.testing.assert_array_equal(data.X, X[keep])
+    assert data.ids == keep and data.dropped == [0, 4, 5, 9]
 
 
 # ------------------------------------------------------------- large values
