@@ -196,12 +196,21 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     in nats. A high score means the model assigns ``x_i`` much more
     probability when ``x_i`` is in its training data: it memorized ``x_i``.
 
+    A classifier is scored the same way on its labels (Feldman's supervised
+    memorization): ``fit(X, y)`` passes ``y`` to every fit, and each fit
+    scores every row by its true label, with the conditional log-likelihood
+    ``log p(y_i | x_i)`` or the correctness ``1[h(x_i) = y_i]`` (see
+    ``response``).
+
     Parameters
     ----------
     estimator : estimator object
         A density estimator with ``fit`` and ``score_samples`` (log-likelihood
         per sample): KernelDensity, GaussianMixture, BayesianGaussianMixture,
-        a Pipeline ending in one, a :mod:`sklearn_mem.models` network.
+        a Pipeline ending in one, a :mod:`sklearn_mem.models` network. Or a
+        classifier (:func:`sklearn.base.is_classifier`, a Pipeline ending in
+        one), or any estimator with ``fit`` and ``predict`` when ``response``
+        is a callable.
 
     cv : int, cross-validation generator or iterable, default=10
         The splits. An int ``K`` gives a shuffled ``KFold(K)`` seeded from
@@ -214,7 +223,40 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     aggregate : {"logmeanexp", "mean"}, default="logmeanexp"
         How the log-likelihoods of several fits are combined: the log of the
         mean probability (the paper's estimator of ``log P_A``) or the mean of
-        the log-likelihoods.
+        the log-likelihoods (of the responses, for a supervised ``response``).
+
+    response : {"auto", "score_samples", "log_proba", "correct"} or callable, \
+            default="auto"
+        What each fit records for every row ``i`` (the entries of
+        ``loglik_``):
+
+        - ``"score_samples"``: the log-likelihood ``log p_k(x_i)`` of a
+          density estimator; ``y`` is ignored;
+        - ``"log_proba"``: ``log predict_proba(X)[i, y_i]``, the conditional
+          log-likelihood ``log p_k(y_i | x_i)`` of a classifier; ``M`` is then
+          the paper's score for the conditional model ``p(y | x)``. The
+          columns are matched to labels through the fit's ``classes_``; a
+          label the fit never saw (its class was absent from the fit's
+          training part) gets ``-inf``, as does a probability of 0, and
+          ``-inf`` is handled as a zero density is (kept, warned about);
+        - ``"correct"``: ``1[predict(X)[i] == y_i]``, 0 for a label the fit
+          never saw. Needs ``aggregate="mean"``, with which ``M`` is exactly
+          Feldman's estimator: the mean correctness over the fits trained on
+          ``i`` minus that over the fits not trained on ``i``;
+        - a callable ``response(estimator, X, y) -> ndarray of shape
+          (n_samples,)``, called with each fitted clone, all of ``X`` and all
+          of ``y`` (None when ``fit`` got no ``y``): a regressor's negative
+          squared error, a margin, any per-sample score. ``-inf`` is allowed;
+          NaN, ``+inf`` and a wrong shape raise. With
+          ``aggregate="logmeanexp"`` the values are treated as
+          log-likelihoods;
+        - ``"auto"``: ``"log_proba"`` for a classifier, ``"score_samples"``
+          otherwise.
+
+        Any response other than ``"score_samples"`` is computed by refits
+        (``method="exact"`` raises; ``"auto"`` refits a KernelDensity too)
+        and passes ``y`` to every ``fit``; it is part of the ``memory`` cache
+        key (a callable by its qualified name, code, defaults and closure).
 
     method : {"auto", "refit", "exact"}, default="auto"
         ``"exact"`` computes the log-likelihood of every KernelDensity fit in
@@ -273,7 +315,9 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         of its run folders, which get shared.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the shuffled KFold of an int ``cv`` and one seed per fit, drawn
+        Seeds the shuffled KFold (StratifiedKFold for a classifier with
+        binary or multiclass ``y``, as :func:`sklearn.model_selection.check_cv`
+        chooses) of an int ``cv`` and one seed per fit, drawn
         once in the parent and pushed into every ``random_state`` parameter
         of each clone, so the scores are the same whatever the backend and
         ``n_jobs``. Pass an int for reproducible scores.
@@ -307,11 +351,26 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         fits with disjoint held-out parts, e.g. the repeats of RepeatedKFold):
         the standard deviation of the per-repeat scores over the square root
         of their number. NaN with fewer than two repeats.
+
+        For a supervised ``response`` with a subsampling design (the
+        splitter's rounds do not hold every sample out exactly once, e.g.
+        Feldman and Zhang's ``ShuffleSplit(n_splits=m, train_size=0.7)``),
+        the "in" and "out" values of a sample come from disjoint sets of
+        independent fits and the standard error is that of a difference of
+        two aggregates, ``sqrt(SE(U)^2 + SE(V)^2)``: with
+        ``aggregate="mean"``, ``SE(U)^2 = s_in^2 / n_in`` (``s_in^2`` the
+        sample variance, ``ddof=1``, of the "in" values; for 0/1 correctness
+        the binomial variance), alike for V; with ``"logmeanexp"``, the delta
+        method on the log of the mean probability,
+        ``SE(U)^2 = s_p^2 / (n_in * mean(p)^2)`` with ``p = exp(values)``.
+        NaN where a side has fewer than two fits or M is not finite. (Density
+        estimators keep the repeat-based standard error only.)
     memorization_interval_ : ndarray of shape (n_samples, 2)
         A 95% interval around ``memorization_scores_``: plus or minus the
         Student-t quantile (degrees of freedom: repeats with a finite score
-        minus one) times ``memorization_stderr_``. NaN where the standard
-        error is undefined.
+        minus one) times ``memorization_stderr_``; for the subsampling
+        standard error above, the normal quantile (1.96). NaN where the
+        standard error is undefined.
     n_repeats_ : int
         Number of such repeats.
     full_loglik_ : ndarray of shape (n_samples,)
@@ -327,6 +386,10 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         The estimator refit on all of ``X`` (only with ``refit=True``).
     method_ : str
         The path taken: ``"exact"``, ``"refit"`` or ``"batched"``.
+    response_ : str or callable
+        The response computed: ``"score_samples"``, ``"log_proba"``,
+        ``"correct"`` or the callable (``response`` with ``"auto"``
+        resolved).
     epochs_ : ndarray of int, shape (n_checkpoints,)
         Epochs of the checkpoints kept by every fit (estimators with
         ``checkpoint_epochs``, e.g. :class:`~sklearn_mem.models.VAEDensity`).
@@ -381,6 +444,29 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     >>> mem.method_
     'exact'
     >>> bool((mem.memorization_scores_ > 0).all())
+    True
+
+    A classifier, scored by the conditional log-likelihood of its labels
+    (``response="auto"``) or, Feldman's estimator, by its correctness:
+
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import ShuffleSplit
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = LogisticRegression(max_iter=1000)
+    >>> mem = MemorizationScorer(clf, cv=5, random_state=0).fit(X, y)
+    >>> mem.response_
+    'log_proba'
+    >>> feldman = MemorizationScorer(
+    ...     clf,
+    ...     cv=ShuffleSplit(n_splits=20, train_size=0.7, random_state=0),
+    ...     response="correct",
+    ...     aggregate="mean",
+    ...     random_state=0,
+    ... ).fit(X, y)
+    >>> feldman.memorization_scores_.shape, feldman.memorization_stderr_.shape
+    ((150,), (150,))
+    >>> bool((abs(feldman.memorization_scores_) <= 1).all())
     True
     """
 
@@ -510,8 +596,13 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             Training data.
-        y : None
-            Ignored; density estimation is unsupervised.
+        y : array-like of shape (n_samples,), default=None
+            True labels: required for a classifier (``response`` "auto",
+            "log_proba" or "correct"), passed to every ``fit`` and to the
+            response; optional for a callable ``response`` (passed on when
+            given). Ignored for a density estimator (``response`` resolving
+            to "score_samples"), so that Pipelines and scikit-learn's checks
+            can pass one.
         groups : array-like of shape (n_samples,), default=None
             Group labels for a group splitter (e.g. GroupKFold). With metadata
             routing enabled it is routed to the splitter's ``split``.
@@ -712,8 +803,8 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             Training data.
-        y : None
-            Ignored.
+        y : array-like of shape (n_samples,), default=None
+            True labels, as for ``fit``.
         groups : array-like of shape (n_samples,), default=None
             Group labels for a group splitter.
         **params : dict
