@@ -412,7 +412,13 @@ def _data_uri(png):
 def _histogram(M, quantile):
     from .plotting import MemorizationHistogramDisplay
 
-    disp = MemorizationHistogramDisplay.from_predictions(M, quantile=quantile, bins=50)
+    # about two bins per square root of the sample size, 10 to 50: a small
+    # run gets bars of several samples, not 50 bars of zero or one
+    n_finite = int(np.isfinite(M).sum())
+    bins = int(np.clip(round(2 * math.sqrt(n_finite)), 10, 50))
+    disp = MemorizationHistogramDisplay.from_predictions(
+        M, quantile=quantile, bins=bins
+    )
     return _figure_png(disp.figure_), float(disp.quantile_value_)
 
 
@@ -451,9 +457,134 @@ th { background: #f4f4f4; }
 td.l, th.l { text-align: left; }
 .row { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 .note { color: #555; font-size: 0.9em; }
+td .note { display: block; max-width: 46em; }
+tr.paper th, tr.paper td { background: #fff4e0; font-weight: bold; }
+.explain { background: #f7f7f7; border-left: 3px solid #bbb; padding: 0.3em 1em;
+           font-size: 0.92em; }
+.explain dt { font-weight: bold; margin-top: 0.4em; }
+.explain dd { margin-left: 1.2em; }
+.outliers { background: #fff4e0; border-left: 3px solid #e8a33c;
+            padding: 0.3em 1em; }
 img.fig { max-width: 100%; }
 img.thumb { width: 32px; height: 32px; image-rendering: pixelated; }
 """
+
+
+def _ratio_text(m, unit="x"):
+    """exp(m), the likelihood ratio of a score, readable at any size."""
+    if m is None or isinstance(m, str):
+        return "n/a"
+    m = float(m)
+    if math.isnan(m):
+        return "n/a"
+    if math.isinf(m):
+        return f"inf{unit}" if m > 0 else f"0{unit}"
+    if abs(m) < 7:  # up to about 1000 times
+        return f"{math.exp(m):.3g}{unit}"
+    return f"10^{m / math.log(10):.0f}{unit}"
+
+
+_AGGREGATES = {
+    "logmeanexp": (
+        "U and V are the log of the mean likelihood over the fits (the "
+        "log-mean-exp of their log-likelihoods), the paper's estimator"
+    ),
+    "mean": "U and V are the mean log-likelihood over the fits",
+}
+
+
+def _seed_note(settings, summary):
+    """What the run's seed is, and how the splitter's random_state relates.
+
+    None when the summary names no seed (a study rendered from Python).
+    """
+    if "seed" not in settings:
+        return None
+    seed = settings["seed"]
+    cv_text = str(settings.get("cv", ""))
+    marker = "random_state="
+    cv_seed = None
+    if marker in cv_text:
+        tail = cv_text.split(marker, 1)[1]
+        digits = tail[: len(tail) - len(tail.lstrip("0123456789"))]
+        cv_seed = digits or None
+    note = "the run's --seed: it fixes the splits and the fits"
+    if cv_seed is not None and cv_seed != str(seed):
+        note += (
+            f". The random_state={cv_seed} shown in the splits is not another "
+            "setting: it is drawn from this seed (the splitter needs its own)"
+        )
+    elif cv_seed is not None:
+        note += ", given to the splitter as its random_state"
+    if isinstance(summary.get("seeds"), list):
+        note += "; each fit's own seed, drawn from it, is in summary.json (seeds)"
+    return note + "."
+
+
+def _fit_rows(summary, timings, fits):
+    """Rows for the number of fits and the fitting times, one consistent story.
+
+    After a resume some fits come from the run folder's cache: this run's
+    wall-clock time covers the fits computed now (and the reading of the
+    others); the time the cached ones took when computed is a separate sum.
+    """
+    n_fits = summary.get("n_fits", "?")
+    method = fits.get("method")
+    rows = [("fits", n_fits, f"method: {method}" if method else None)]
+    computed, cached = fits.get("computed"), fits.get("from_cache")
+    counted = isinstance(computed, int) and isinstance(cached, int)
+    if "fit_s" in timings:
+        value = f"{_fmt(timings['fit_s'], 1)} s (wall clock)"
+        if counted and cached:
+            value += (
+                f" for {_plural_fits(computed)} computed in this run and "
+                f"{_plural_fits(cached)} read from the cache"
+            )
+        elif counted:
+            value += f" for {_plural_fits(computed)}, all computed in this run"
+        rows.append(("fitting time, this run", value, None))
+    elif counted:
+        rows.append(("fits computed / from cache", f"{computed} / {cached}", None))
+    if counted and cached:
+        rows.append(
+            (
+                "fitting time of the cached fits, when computed",
+                f"{_fmt(timings.get('cached_fit_s'), 1)} s for the "
+                f"{_plural_fits(cached)} read from the cache (sum over fits, "
+                "computed in an earlier run)",
+                None,
+            )
+        )
+    return rows
+
+
+def _plural_fits(n):
+    return f"{n} fit" if n == 1 else f"{n} fits"
+
+
+def _outlier_note(M, ids, q_value):
+    """Sentence on the scores drawn on the edge of the figures, or None."""
+    from .plotting import _robust_limits
+
+    M = np.asarray(M, dtype=np.float64)
+    finite = np.flatnonzero(np.isfinite(M))
+    limits = _robust_limits(M[finite], include=(q_value,))
+    if limits is None:
+        return None
+    beyond = finite[(M[finite] < limits[0]) | (M[finite] > limits[1])]
+    if not beyond.size:
+        return None
+    beyond = beyond[np.argsort(-np.abs(M[beyond]), kind="stable")]
+    named = ", ".join(f"id {ids[i]}: {_fmt(M[i])} nats" for i in beyond[:5])
+    more = f" and {beyond.size - 5} more" if beyond.size > 5 else ""
+    n_rest = finite.size - beyond.size
+    return (
+        f"{beyond.size} {'score lies' if beyond.size == 1 else 'scores lie'} "
+        f"far from the others ({named}{more}). The figures keep their axes on "
+        f"the other {n_rest} scores ({_fmt(limits[0])} to {_fmt(limits[1])} "
+        "nats) and draw the far ones as arrowheads on the edge, counted in "
+        "the legend; scores.csv has every value."
+    )
 
 
 def _fmt(value, digits=3):
@@ -684,39 +815,30 @@ def _html_page(summary, scores, figures, q_value, quantile, n_top, X, image_shap
     ids = scores["id"]
     M = scores["memorization"]
 
+    aggregate = settings.get("aggregate", "?")
     config = [
-        ("data", data.get("description", data.get("name", "?"))),
+        ("data", data.get("description", data.get("name", "?")), None),
         (
             "samples x features",
             f"{data.get('n_samples', len(ids))} x {data.get('n_features', '?')}",
+            None,
         ),
-        ("model", settings.get("estimator", settings.get("model", "?"))),
-        ("splits", settings.get("cv", "?")),
-        ("fits", summary.get("n_fits", "?")),
-        ("aggregate", settings.get("aggregate", "?")),
-        ("seed", settings.get("seed", "?")),
+        ("model", settings.get("estimator", settings.get("model", "?")), None),
+        ("splits", settings.get("cv", "?"), None),
+        *_fit_rows(summary, timings, fits),
+        ("aggregate", aggregate, _AGGREGATES.get(aggregate)),
+        ("seed", settings.get("seed", "?"), _seed_note(settings, summary)),
     ]
-    if "fit_s" in timings:
-        config.append(("fitting time, this run", f"{_fmt(timings['fit_s'], 1)} s"))
-    if timings.get("cached_fit_s") and fits.get("from_cache"):
-        config.append(
-            (
-                "fitting time of the cached fits, when computed",
-                f"{_fmt(timings['cached_fit_s'], 1)} s (sum over fits)",
-            )
-        )
-    if fits:
-        config.append(
-            (
-                "fits computed / from cache",
-                f"{fits.get('computed')} / {fits.get('from_cache')}",
-            )
-        )
     if versions:
-        config.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+        config.append(
+            ("versions", ", ".join(f"{k} {v}" for k, v in versions.items()), None)
+        )
 
     qs = stats.get("quantiles")
-    quantiles = [(k, _fmt(v)) for k, v in (qs.items() if isinstance(qs, dict) else ())]
+    quantiles = [
+        (k, _fmt(v), _ratio_text(v), k == str(quantile))
+        for k, v in (qs.items() if isinstance(qs, dict) else ())
+    ]
     notes = []
     for key, what in (
         (
@@ -775,6 +897,8 @@ def _html_page(summary, scores, figures, q_value, quantile, n_top, X, image_shap
         SCATTER_FILE: "scatter",
         RATIO_FILE: "ratio",
     }
+    top = top_indices(M, 1)
+    top_m = float(M[top[0]]) if top.size else None
     return _template().render(
         title=(
             f"Memorization study: {data.get('name', 'data')}, "
@@ -788,6 +912,15 @@ def _html_page(summary, scores, figures, q_value, quantile, n_top, X, image_shap
         notes=notes,
         quantile=f"{quantile:g}",
         quantile_value=_fmt(q_value),
+        quantile_ratio=_ratio_text(q_value),
+        share_above=f"{100 * (1 - quantile):.3g}%",
+        top_id=str(ids[top[0]]) if top.size else None,
+        top_value=_fmt(top_m),
+        top_ratio=_ratio_text(top_m, unit=" times"),
+        outliers=_outlier_note(M, ids, q_value),
+        has_stderr=has_stderr,
+        has_rho=has_rho,
+        aggregate=aggregate,
         figures={
             key: _data_uri(figures[name]) if name in figures else None
             for name, key in keys.items()
