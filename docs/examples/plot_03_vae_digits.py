@@ -89,8 +89,8 @@ plt.show()
 # %%
 # Memorization against log-likelihood
 # -----------------------------------
-# Memorization scores plotted against the "in" log-likelihood U, with the
-# share of highly memorized samples in each log-likelihood bin.
+# Memorization scores plotted against the "in" log-likelihood U; the samples
+# above the 0.95 quantile of M are drawn in another colour.
 MemorizationVsLoglikDisplay.from_estimator(mem)
 plt.show()
 
