@@ -124,20 +124,41 @@ def test_warning_texts():
     # only samples without an "out" fit: still a warning
     with pytest.warns(MemorizationWarning, match="1 of 2 samples have no 'out'"):
         aggregate_loglik(np.zeros((2, 2)), np.array([[True, True], [True, False]]))
-    # zero densities: two M = +inf, one M = -inf, one NaN
-    loglik = np.array([[0.0, 0.0, ninf, ninf, 0.0], [ninf, ninf, 0.0, ninf, 0.0]])
-    mask = np.array([[True] * 5, [False] * 5])
+    # zero densities: two M = +inf, one M = -inf, two NaN
+    loglik = np.array(
+        [[0.0, 0.0, ninf, ninf, ninf, 0.0], [ninf, ninf, 0.0, ninf, ninf, 0.0]]
+    )
+    mask = np.array([[True] * 6, [False] * 6])
     with pytest.warns(MemorizationWarning) as record:
         aggregate_loglik(loglik, mask)
     assert len(record) == 1
     assert str(record[0].message) == (
-        "Zero density (log-likelihood -inf) for 4 of 5 samples: M = +inf for 2 "
+        "Zero density (log-likelihood -inf) for 5 of 6 samples: M = +inf for 2 "
         "(zero density only when left out), M = -inf for 1 (zero density only "
-        "when trained on), M = NaN for 1 (zero density both ways). The -inf "
+        "when trained on), M = NaN for 2 (zero density both ways). The -inf "
         "values are kept in loglik_, in_loglik_ and out_loglik_; a wider "
         "bandwidth or a kernel with unbounded support (gaussian, exponential) "
         "avoids them."
     )
+
+
+def test_error_texts():
+    import re
+
+    with pytest.raises(ValueError) as info:
+        aggregate_loglik(np.zeros((2, 3)), np.eye(2, dtype=bool))
+    assert str(info.value) == (
+        "loglik and in_mask must be 2-D arrays of the same shape (n_fits, "
+        "n_samples); got (2, 3) and (2, 2)."
+    )
+    with pytest.raises(ValueError) as info:
+        aggregate_loglik(np.full((2, 2), np.nan), np.eye(2, dtype=bool))
+    assert str(info.value) == (
+        "loglik contains NaN; every fit must give a log-likelihood (possibly "
+        "-inf) for every sample."
+    )
+    with pytest.raises(ValueError, match=re.escape("('logmeanexp', 'mean')")):
+        aggregate_loglik(np.zeros((2, 2)), np.eye(2, dtype=bool), aggregate="max")
 
 
 def test_zero_density_warning_counts_only_samples_with_both_sides():
@@ -153,14 +174,21 @@ def test_zero_density_warning_counts_only_samples_with_both_sides():
 
 def test_repeat_standard_error_is_silent_and_uses_the_aggregate():
     rng = np.random.RandomState(1)
-    loglik = rng.randn(4, 3)
-    mask = np.array([[1, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 0]], dtype=bool)
+    loglik = rng.randn(6, 3)
+    # two "in" fits per sample and repeat (so logmeanexp and mean differ);
+    # sample 0 has no "out" fit in repeat 1
+    mask = np.array(
+        [[1, 0, 1], [1, 1, 0], [0, 1, 1], [1, 1, 1], [1, 0, 1], [1, 1, 0]],
+        dtype=bool,
+    )
+    repeats = np.array([0, 0, 0, 1, 1, 1])
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # sample 0 has no out fit in repeat 0
-        se, per = repeat_standard_error(
-            loglik, mask, np.array([0, 0, 1, 1]), aggregate="mean"
-        )
-    m0 = aggregate_loglik(loglik[:2], mask[:2], aggregate="mean", warn=False)
-    m1 = aggregate_loglik(loglik[2:], mask[2:], aggregate="mean", warn=False)
+        warnings.simplefilter("error")
+        se, per = repeat_standard_error(loglik, mask, repeats, aggregate="mean")
+    m0 = aggregate_loglik(loglik[:3], mask[:3], aggregate="mean", warn=False)
+    m1 = aggregate_loglik(loglik[3:], mask[3:], aggregate="mean", warn=False)
     np.testing.assert_allclose(per, [m0.memorization, m1.memorization])
-    assert np.isnan(se[0]) and np.isfinite(se[1:]).all()
+    assert np.isnan(se[0])
+    np.testing.assert_allclose(
+        se[1:], np.abs(m0.memorization - m1.memorization)[1:] / 2
+    )
