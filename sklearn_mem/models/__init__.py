@@ -12,6 +12,8 @@ and :class:`~sklearn_mem.MemorizationScorer`.
   Bernoulli, Gaussian or dequantised logit-Gaussian likelihood) scored by an
   importance-weighted estimate with common random numbers.
 - :class:`FlowDensity`: RealNVP normalizing flow with exact log-likelihood.
+- :class:`ZukoFlowDensity`: any normalizing flow of the zuko library (neural
+  spline flows, MAF, ...); zuko is imported only when it is used.
 """
 
 try:
@@ -28,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._base import DensityLoss, DensityNet
 from ._flow import FlowDensity, RealNVP
 from ._vae import VAEDensity, VAEModule
+from ._zuko import ZukoFlowDensity
 
 __all__ = [
     "DensityLoss",
@@ -36,4 +39,5 @@ __all__ = [
     "RealNVP",
     "VAEDensity",
     "VAEModule",
+    "ZukoFlowDensity",
 ]
