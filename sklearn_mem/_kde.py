@@ -53,7 +53,8 @@ def _log_cosine_radial_integral(d):
     (-1)^k a^(2k+1) n! / (2k+n+2)!: positive-ratio-bounded, alternating and
     quickly convergent for every d, so it is evaluated in log space without
     cancellation. (scikit-learn's KernelDensity uses a recurrence that is
-    wrong for even d and gives NaN for even d >= 4.)
+    wrong for even d: off by a constant in d = 2, 6, 10, ... and NaN in
+    d = 4, 8, 12, ...)
     """
     n = d - 1
     a2 = (math.pi / 2) ** 2
