@@ -286,8 +286,11 @@ def _plan(splits, n_samples):
         n_train.append(len(train))
         marked[:] = False
         marked[train] = True
+        # a fit on every row with nothing held out is a direct fit: a
+        # complement fit needs a held-out block to leave out
         is_complement = (
-            len(train) + len(test) == n_samples
+            len(test) > 0
+            and len(train) + len(test) == n_samples
             and np.count_nonzero(marked) == len(train)  # no repeated index
             and not marked[test].any()
         )

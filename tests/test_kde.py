@@ -312,13 +312,8 @@ def test_cosine_in_even_dimensions(d):
         assert ours - theirs == pytest.approx(1.0123, abs=1e-4)  # as documented
 
 
-# LIBRARY BUG (reported, not fixed here: _kde.py is library code). A split
-# whose training part is every row once and whose held-out part is empty is
-# taken for a "complement" fit with an empty block; _Round then maps that fit
-# to the wrong block (position -1, the remainder of all rows, or the block
-# before it), so the closed form gives -inf (or another fit's sum) instead of
-# the log-likelihood of the fit on all rows. Remove the xfail when fixed.
-@pytest.mark.xfail(strict=True, reason="closed form: empty held-out part, see above")
+# A split whose training part is every row and whose held-out part is empty
+# is a plain fit on all rows (once taken for a complement fit of an empty block).
 @pytest.mark.parametrize(
     "splits",
     [
