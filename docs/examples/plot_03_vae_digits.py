@@ -64,8 +64,11 @@ def make_vae(max_epochs, score_seed=0):
 # -------------------
 # K-fold cross-validation: every fold trains a VAE (seeded from
 # ``random_state``) and scores every digit with the importance-weighted
-# estimate of log p(x).
-mem = MemorizationScorer(make_vae(EPOCHS[-1]), cv=K, n_jobs=N_JOBS, random_state=0)
+# estimate of log p(x). Training takes a minute or more: ``verbose=1`` shows
+# progress bars over the training epochs and the scoring.
+mem = MemorizationScorer(
+    make_vae(EPOCHS[-1]), cv=K, n_jobs=N_JOBS, random_state=0, verbose=1
+)
 mem.fit(X)
 M = mem.memorization_scores_
 print(
