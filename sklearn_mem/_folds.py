@@ -208,6 +208,43 @@ def fit_and_respond(
         )
 
 
+def fit_score_and_keep(
+    estimator, X, y, train, fit_params, seed, n_threads, index, response
+):
+    """:func:`fit_and_score` or :func:`fit_and_respond`, keeping the model.
+
+    Returns
+    -------
+    values : ndarray of shape (n_samples,)
+    checkpoints : tuple or None
+    estimator : estimator object
+        The fitted clone (for ``keep_estimators=True``).
+    """
+    where = (
+        f"fit {index}: {_describe(estimator)} fitted on {len(train)} of "
+        f"{X.shape[0]} rows"
+    )
+    supervised = response != "score_samples"
+    fitted = fit_seeded_clone(
+        estimator,
+        X,
+        train,
+        fit_params,
+        seed,
+        n_threads,
+        where,
+        y=y if supervised else None,
+    )
+    with limit_threads(n_threads):
+        if supervised:
+            values = compute_response(
+                fitted, X, y, response, f"fit {index} ({_describe(fitted)})"
+            )
+            return values, None, fitted
+        values, checkpoints = score_fitted(fitted, X, index)
+        return values, checkpoints, fitted
+
+
 REFIT = "the refit on all of X, refit=True"
 
 
@@ -462,6 +499,7 @@ def run_fits(
     refit_seed=None,
     y=None,
     response="score_samples",
+    kept=None,
 ):
     """Fit and score every split (in parallel, or all folds as one batch).
 
@@ -469,6 +507,9 @@ def run_fits(
     ``"log_proba"`` or ``"correct"``, or a callable), each fit is given
     ``y`` and records that response instead of its log-likelihood; it is
     part of the cache key. (Never batched.)
+
+    With ``kept`` (a list), every fitted split estimator is appended to it,
+    in split order; those fits bypass ``memory`` (a cached row has no model).
 
     With ``refit_seed`` (not None), the refit on all of ``X`` is one more
     job of the same dispatch: it starts first, being the largest fit, and
@@ -520,7 +561,24 @@ def run_fits(
             )
     else:
         n_threads = inner_thread_limit()
-        if response == "score_samples":
+        if kept is not None:
+            worker, refit_extra = fit_score_and_keep, (y, response)
+            calls = [
+                (
+                    estimator,
+                    X,
+                    y,
+                    train,
+                    fit_params,
+                    None if seeds is None else int(seeds[k]),
+                    n_threads,
+                    k,
+                    response,
+                )
+                for k, (train, _) in enumerate(splits)
+            ]
+            memory = None
+        elif response == "score_samples":
             worker, extra = fit_and_score, ()
             if memory is not None:
                 worker = check_memory(memory).cache(
@@ -583,5 +641,7 @@ def run_fits(
                 # raised once every split fit has succeeded, as when it ran last
                 raise error
 
-    loglik = np.vstack([row for row, _ in results])
-    return loglik, [checkpoints for _, checkpoints in results], n_from_cache, refit
+    if kept is not None:
+        kept.extend(result[2] for result in results)
+    loglik = np.vstack([result[0] for result in results])
+    return loglik, [result[1] for result in results], n_from_cache, refit

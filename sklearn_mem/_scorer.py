@@ -43,6 +43,7 @@ from ._aggregate import (
 from ._folds import (
     MAX_SEED,
     REFIT,
+    check_loglik,
     draw_seeds,
     fit_seeded_clone,
     materialize_splits,
@@ -53,6 +54,7 @@ from ._kde import KERNELS, kde_loglik
 from ._response import (
     RESPONSES,
     check_response_method,
+    compute_response,
     describe_response,
     resolve_response,
     response_needs_y,
@@ -162,6 +164,41 @@ def _normal_interval(memorization, stderr, level=0.95):
     return np.column_stack([memorization - half, memorization + half])
 
 
+def _influence_side(values, mask, aggregate):
+    """Aggregate ``values`` (n_fits, n_rows) over the fits ``mask`` selects.
+
+    ``mask`` is (n_fits, n_train); the result is (n_train, n_rows), entry
+    ``[i, z]`` aggregating ``values[k, z]`` over the fits ``k`` with
+    ``mask[k, i]``, by matrix products. ``-inf`` values are exact (a mean
+    with one is ``-inf``; a logmeanexp of only ``-inf`` is ``-inf``); a
+    logmeanexp that underflows against the largest value of its column is
+    recomputed directly.
+    """
+    m = mask.astype(np.float64)
+    count = m.sum(axis=0)[:, None]
+    neginf = np.isneginf(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if aggregate == "mean":
+            total = m.T @ np.where(neginf, 0.0, values)
+            out = total / count
+            out[(m.T @ neginf) > 0] = -np.inf
+        else:
+            top = np.where(neginf, -np.inf, values).max(axis=0)
+            top = np.where(np.isfinite(top), top, 0.0)
+            sums = m.T @ np.exp(values - top)
+            out = np.log(sums / count) + top
+            # a side whose values all lie far below the column's top
+            # underflows to 0: recompute those entries with their own top
+            n_finite = m.T @ (~neginf).astype(np.float64)
+            redo = np.argwhere((sums == 0) & (n_finite > 0))
+            for i, z in redo:
+                v = values[mask[:, i], z]
+                t = v.max()
+                out[i, z] = np.log(np.exp(v - t).sum() / v.size) + t
+    out[count[:, 0] == 0] = np.nan
+    return out
+
+
 def _estimator_has(attr):
     """Check the refit estimator (or the unfitted one) for ``attr``."""
 
@@ -269,6 +306,13 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Refit the estimator on all of ``X`` (``estimator_``), to which
         ``score`` and ``score_samples`` delegate, and record the
         log-likelihood of every row under it (``full_loglik_``).
+
+    keep_estimators : bool, default=False
+        Keep the fitted estimator of every split (``estimators_``), for
+        :meth:`influence`. It makes every fit a refit (``method="auto"``
+        refits a KernelDensity; ``"exact"`` raises), per split (never
+        fold-batched), and bypasses ``memory`` (a cached row has no model);
+        the scores are the same as without it.
 
     fold_batching : bool or "auto", default="auto"
         Train the fits of the refit path simultaneously, as one batched model,
@@ -384,6 +428,9 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         ``refit=True``.)
     estimator_ : estimator object
         The estimator refit on all of ``X`` (only with ``refit=True``).
+    estimators_ : list of estimator objects, length n_fits
+        The fitted estimator of every split, in the order of ``loglik_``
+        (only with ``keep_estimators=True``); used by :meth:`influence`.
     method_ : str
         The path taken: ``"exact"``, ``"refit"`` or ``"batched"``.
     response_ : str or callable
@@ -480,6 +527,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         "response": [StrOptions(set(RESPONSES)), callable],
         "method": [StrOptions({"auto", "refit", "exact"})],
         "refit": ["boolean"],
+        "keep_estimators": ["boolean"],
         "fold_batching": ["boolean", StrOptions({"auto"})],
         "n_jobs": [Integral, None],
         "memory": [None, str, HasMethods(["cache"])],
@@ -496,6 +544,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         response="auto",
         method="auto",
         refit=True,
+        keep_estimators=False,
         fold_batching="auto",
         n_jobs=None,
         memory=None,
@@ -508,6 +557,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.response = response
         self.method = method
         self.refit = refit
+        self.keep_estimators = keep_estimators
         self.fold_batching = fold_batching
         self.n_jobs = n_jobs
         self.memory = memory
@@ -647,13 +697,20 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         reason = _exact_unavailable_reason(self.estimator, fit_params)
         if supervised:
             reason = f"{describe_response(response)} is not a KernelDensity's"
+        elif self.keep_estimators and reason is None:
+            reason = (
+                "keep_estimators=True keeps the fitted split estimators, which "
+                "the closed form does not make"
+            )
         if self.method == "exact" and reason is not None:
             raise ValueError(
                 "method='exact' computes KernelDensity fits in closed form and "
                 f"cannot be used here: {reason}. Use method='refit' (or "
                 "'auto') to refit the estimator on every split."
             )
-        batched = self._use_fold_batching(fit_params, supervised)
+        batched = self._use_fold_batching(
+            fit_params, supervised or self.keep_estimators
+        )
         if self.method == "refit" or reason:
             self.method_ = "batched" if batched else "refit"
         else:
@@ -685,6 +742,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         else:
             self.seeds_ = draw_seeds(rng, len(splits))
             refit_seed = rng.randint(MAX_SEED) if self.refit else None
+            kept = [] if self.keep_estimators else None
             loglik, checkpoints, self.n_fits_from_cache_, refit = run_fits(
                 self.estimator,
                 X,
@@ -697,7 +755,10 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 batched=batched,
                 refit_seed=refit_seed,
                 **({"y": y_fit, "response": response} if supervised else {}),
+                **({"kept": kept} if kept is not None else {}),
             )
+            if kept is not None:
+                self.estimators_ = kept
             if refit is not None:
                 self.estimator_, full_loglik = refit
 
@@ -713,15 +774,19 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             if (name.endswith("_") and not name.startswith("__")) or name == "_X_fit":
                 delattr(self, name)
 
-    def _use_fold_batching(self, fit_params, supervised=False):
+    def _use_fold_batching(self, fit_params, per_split=False):
         has = hasattr(self.estimator, "fit_folds")
-        if supervised:
+        if per_split:
             if self.fold_batching is True:
+                what = (
+                    "keep the split estimators (keep_estimators=True)"
+                    if self.keep_estimators
+                    else f"compute {describe_response(self.response)}"
+                )
                 raise ValueError(
                     "fold_batching=True trains density nets through fit_folds "
-                    "and scores them with score_samples; it cannot compute "
-                    f"{describe_response(self.response)}. Use "
-                    "fold_batching='auto' or False."
+                    f"and scores them with score_samples; it cannot {what}. "
+                    "Use fold_batching='auto' or False."
                 )
             return False
         if self.fold_batching is True:
@@ -839,6 +904,90 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=False, reset=False)
         return self.memorization_scores_[self._training_rows(X)][:, None]
+
+    def influence(self, X, y=None, *, chunk_size=1024):
+        """Influence of every training sample on the response of every row of X.
+
+        The memorization score's aggregation taken over another row's
+        responses: the influence of training sample ``i`` on row ``z`` is::
+
+            infl[i, z] = agg_{k: i in fit k} r_k(z) - agg_{k: i not in fit k} r_k(z)
+
+        with ``r_k(z)`` the response (``response_``) of kept split estimator
+        ``k`` on ``z`` and ``agg`` the ``aggregate``. On the training rows
+        themselves the diagonal is ``memorization_scores_``:
+        ``influence(X_train, y_train)[i, i] == memorization_scores_[i]``.
+        Feldman and Zhang's influence estimate is ``response="correct"``,
+        ``aggregate="mean"``, ``X`` a test set.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Rows whose responses are influenced (a test set, or the training
+            data).
+        y : array-like of shape (n_rows,), default=None
+            Their true labels; required for the responses ``"log_proba"`` and
+            ``"correct"``, passed to a callable response, ignored for
+            ``"score_samples"``.
+        chunk_size : int, default=1024
+            Rows of ``X`` aggregated at a time, bounding the temporaries to
+            ``n_fits * chunk_size`` and ``n_train * chunk_size`` values.
+
+        Returns
+        -------
+        influence : ndarray of shape (n_train, n_rows)
+            NaN where a training sample has no "in" or no "out" fit, or both
+            sides are ``-inf``; ``+inf`` / ``-inf`` as for
+            ``memorization_scores_``.
+
+        Raises
+        ------
+        AttributeError
+            If the scorer was not fitted with ``keep_estimators=True``.
+        """
+        check_is_fitted(self)
+        if not hasattr(self, "estimators_"):
+            raise AttributeError(
+                "influence needs the fitted split estimators: fit the scorer "
+                "with keep_estimators=True."
+            )
+        X = validate_data(self, X, accept_sparse=False, reset=False)
+        response = self.response_
+        if response == "score_samples":
+            y = None
+        elif response_needs_y(response):
+            if y is None:
+                raise ValueError(
+                    f"influence needs y for {describe_response(response)}: "
+                    "the true labels of the rows of X."
+                )
+            y = np.asarray(y)
+            if y.shape != (X.shape[0],):
+                raise ValueError(
+                    f"y has shape {y.shape}; expected ({X.shape[0]},), one "
+                    "label per row of X."
+                )
+        elif y is not None:
+            y = np.asarray(y)
+        n_rows = X.shape[0]
+        responses = np.empty((len(self.estimators_), n_rows))
+        for k, est in enumerate(self.estimators_):
+            if response == "score_samples":
+                responses[k] = check_loglik(est.score_samples(X), n_rows, est, k)
+            else:
+                responses[k] = compute_response(
+                    est, X, y, response, f"fit {k} ({type(est).__name__})"
+                )
+        in_mask = self.in_mask_
+        out = np.empty((in_mask.shape[1], n_rows))
+        chunk_size = max(1, int(chunk_size))
+        for start in range(0, n_rows, chunk_size):
+            block = responses[:, start : start + chunk_size]
+            U = _influence_side(block, in_mask, self.aggregate)
+            V = _influence_side(block, ~in_mask, self.aggregate)
+            with np.errstate(invalid="ignore"):
+                out[:, start : start + chunk_size] = U - V
+        return out
 
     def _training_rows(self, X):
         """Index of each row of X among the training rows."""

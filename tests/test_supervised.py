@@ -514,3 +514,117 @@ def test_wrong_shape_names_the_fit(iris):
             cv=3,
             response=lambda est, X, y: np.zeros(3),
         ).fit(X, y)
+
+
+# -- influence (kept split estimators) ---------------------------------------
+
+
+def _influence_by_hand(mem, X, y, response, aggregate):
+    """The double loop: every training sample i, every row z."""
+    values = np.vstack([response(est, X, y) for est in mem.estimators_])
+    mask = mem.in_mask_
+    out = np.empty((mask.shape[1], len(X)))
+    for i in range(mask.shape[1]):
+        for z in range(len(X)):
+            sides = []
+            for side in (mask[:, i], ~mask[:, i]):
+                v = values[side, z]
+                if aggregate == "mean":
+                    sides.append(v.mean())
+                else:
+                    sides.append(logsumexp(v) - np.log(len(v)))
+            with np.errstate(invalid="ignore"):
+                out[i, z] = sides[0] - sides[1]
+    return out
+
+
+def _loglik(est, X, y):
+    return est.score_samples(X)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn_mem.MemorizationWarning")
+@pytest.mark.parametrize(
+    "estimator, params, by_hand",
+    [
+        (KNeighborsClassifier(3), {}, _log_proba),
+        (KNeighborsClassifier(3), {"aggregate": "mean"}, _log_proba),
+        (
+            LogisticRegression(max_iter=1000),
+            {"response": "correct", "aggregate": "mean"},
+            _correct,
+        ),
+        (KernelDensity(bandwidth=0.3), {}, _loglik),
+    ],
+)
+def test_influence_equals_a_double_loop(rare, estimator, params, by_hand):
+    X, y = rare
+    train = np.arange(len(X)) % 4 != 2  # the mislabelled rows 2, 18 held out
+    cv = ShuffleSplit(n_splits=8, train_size=0.6, random_state=0)
+    mem = MemorizationScorer(
+        estimator, cv=cv, keep_estimators=True, random_state=0, **params
+    ).fit(X[train], y[train])
+    assert len(mem.estimators_) == 8 and mem.method_ == "refit"
+    aggregate = params.get("aggregate", "logmeanexp")
+    expected = _influence_by_hand(mem, X[~train], y[~train], by_hand, aggregate)
+    got = mem.influence(X[~train], y[~train], chunk_size=7)
+    assert got.shape == (train.sum(), (~train).sum())
+    _assert_same(got, expected)
+    if by_hand is _log_proba:  # zero probabilities are exercised
+        rows = [by_hand(est, X[~train], y[~train]) for est in mem.estimators_]
+        assert np.isneginf(np.vstack(rows)).any()
+    # on the training rows, the diagonal is the memorization score
+    on_train = mem.influence(X[train], y[train])
+    _assert_same(np.diag(on_train), mem.memorization_scores_)
+
+
+def test_keep_estimators_gives_the_same_scores(iris):
+    X, y = iris
+    clf = LogisticRegression(max_iter=1000)
+    plain = MemorizationScorer(clf, cv=3, random_state=0).fit(X, y)
+    kept = MemorizationScorer(clf, cv=3, random_state=0, keep_estimators=True)
+    kept.fit(X, y)
+    np.testing.assert_array_equal(plain.loglik_, kept.loglik_)
+    assert not hasattr(plain, "estimators_")
+    kde = KernelDensity(bandwidth=0.5)
+    exact = MemorizationScorer(kde, cv=3, random_state=0).fit(X)
+    refit = MemorizationScorer(kde, cv=3, random_state=0, keep_estimators=True)
+    refit.fit(X)
+    assert refit.method_ == "refit"
+    np.testing.assert_allclose(refit.loglik_, exact.loglik_, rtol=1e-10)
+
+
+def test_influence_errors(iris, tmp_path):
+    X, y = iris
+    mem = MemorizationScorer(LogisticRegression(max_iter=1000), cv=3).fit(X, y)
+    with pytest.raises(AttributeError, match="keep_estimators=True"):
+        mem.influence(X, y)
+    mem.set_params(keep_estimators=True, memory=str(tmp_path)).fit(X, y)
+    assert mem.n_fits_from_cache_ == 0
+    with pytest.raises(ValueError, match="influence needs y"):
+        mem.influence(X)
+    with pytest.raises(ValueError, match=r"expected \(150,\)"):
+        mem.influence(X, y[:10])
+    with pytest.raises(ValueError, match="keep_estimators=True keeps"):
+        MemorizationScorer(
+            KernelDensity(), cv=3, method="exact", keep_estimators=True
+        ).fit(X)
+
+
+def test_influence_side_survives_underflow():
+    from sklearn_mem._scorer import _influence_side
+
+    rng = np.random.RandomState(0)
+    values = rng.randn(6, 5)
+    values[:3] -= 2000.0  # the first three fits: far below the column top
+    values[4, 2] = -np.inf
+    mask = np.zeros((6, 4), dtype=bool)
+    mask[:3, 0] = True  # sample 0: "in" only in the far-below fits
+    mask[3:, 1] = True
+    mask[[0, 4], 2] = True
+    got = _influence_side(values, mask, "logmeanexp")
+    for i in range(4):
+        for z in range(5):
+            v = values[mask[:, i], z]
+            expected = logsumexp(v) - np.log(len(v)) if len(v) else np.nan
+            np.testing.assert_allclose(got[i, z], expected, rtol=1e-12)
+    assert np.isnan(got[3]).all()
