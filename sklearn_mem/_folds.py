@@ -561,22 +561,25 @@ def run_fits(
             )
     else:
         n_threads = inner_thread_limit()
-        if kept is not None:
-            worker, refit_extra = fit_score_and_keep, (y, response)
-            calls = [
+
+        def split_calls(with_y, trailing):
+            lead = (estimator, X, y) if with_y else (estimator, X)
+            return [
                 (
-                    estimator,
-                    X,
-                    y,
+                    *lead,
                     train,
                     fit_params,
                     None if seeds is None else int(seeds[k]),
                     n_threads,
                     k,
-                    response,
+                    *trailing,
                 )
                 for k, (train, _) in enumerate(splits)
             ]
+
+        if kept is not None:
+            worker, refit_extra = fit_score_and_keep, (y, response)
+            calls = split_calls(True, (response,))
             memory = None
         elif response == "score_samples":
             worker, extra = fit_and_score, ()
@@ -585,19 +588,7 @@ def run_fits(
                     _cached_fit_and_score, ignore=["n_threads", "index"]
                 )
                 extra = (code_versions(estimator),)
-            calls = [
-                (
-                    estimator,
-                    X,
-                    train,
-                    fit_params,
-                    None if seeds is None else int(seeds[k]),
-                    n_threads,
-                    k,
-                    *extra,
-                )
-                for k, (train, _) in enumerate(splits)
-            ]
+            calls = split_calls(False, extra)
             refit_extra = ()
         else:
             worker, extra = fit_and_respond, ()
@@ -607,21 +598,7 @@ def run_fits(
                     ignore=["n_threads", "index", "response"],
                 )
                 extra = (response_key(response), code_versions(estimator))
-            calls = [
-                (
-                    estimator,
-                    X,
-                    y,
-                    train,
-                    fit_params,
-                    None if seeds is None else int(seeds[k]),
-                    n_threads,
-                    k,
-                    response,
-                    *extra,
-                )
-                for k, (train, _) in enumerate(splits)
-            ]
+            calls = split_calls(True, (response, *extra))
             refit_extra = (y, response)
         if memory is not None:
             n_from_cache = sum(bool(worker.check_call_in_cache(*c)) for c in calls)
