@@ -28,7 +28,7 @@ cannot shape the space in which they are judged.
 """
 
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.stats import mannwhitneyu
@@ -37,7 +37,12 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import Bunch, check_array
-from sklearn.utils._param_validation import HasMethods, Interval, validate_params
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    validate_params,
+)
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import _ARRAY, _check_sets
@@ -356,18 +361,19 @@ def distance_to_closest_record(
 # ---------------------------------------------------------------------------
 
 
-def _z_u(d_test, d_generated):
+def _z_u(d_test, d_generated, continuity=0.0):
     """Z-scored Mann-Whitney U of generated vs test distances.
 
     ``U`` counts the (generated, test) pairs in which the generated sample is
     farther from the training data than the test sample (ties count 1/2), and
     is standardised under the null by its mean ``m n / 2`` and standard
-    deviation ``sqrt(m n (m + n + 1) / 12)`` (no tie or continuity
-    correction). Negative: generated samples are closer than test samples.
+    deviation ``sqrt(m n (m + n + 1) / 12)``; ``continuity`` is subtracted
+    from the mean (0: no correction; the authors' code uses 0.5). Negative:
+    generated samples are closer than test samples.
     """
     m, n = d_generated.size, d_test.size
     u = float(mannwhitneyu(d_generated, d_test, method="asymptotic").statistic)
-    z = (u - m * n / 2.0) / np.sqrt(m * n * (m + n + 1) / 12.0)
+    z = (u - (m * n / 2.0 - continuity)) / np.sqrt(m * n * (m + n + 1) / 12.0)
     return u, z
 
 
@@ -380,6 +386,8 @@ def _z_u(d_test, d_generated):
         "min_generated_per_cell": [Interval(Integral, 1, None, closed="left")],
         "feature_map": _FEATURE_MAP,
         "random_state": ["random_state"],
+        "convention": [StrOptions({"sklearn_mem", "authors"})],
+        "tau": [Interval(Real, 0, 1, closed="left"), None],
     },
     prefer_skip_nested_validation=True,
 )
@@ -392,6 +400,8 @@ def data_copying_test(
     min_generated_per_cell=20,
     feature_map=None,
     random_state=None,
+    convention="sklearn_mem",
+    tau=None,
 ):
     """Three-sample data-copying test statistic ``C_T``.
 
@@ -407,12 +417,24 @@ def data_copying_test(
         Z_l = (U_l - m_l n_l / 2) / sqrt(m_l n_l (m_l + n_l + 1) / 12)
 
     with ``m_l`` generated and ``n_l`` test samples in the cell. The
-    statistic averages ``Z_l`` over the cells with at least
-    ``min_generated_per_cell`` generated samples (the paper's ``Pi_tau``,
-    ``tau = min_generated_per_cell / n_generated``), weighted by the fraction
-    of test samples in each cell ``pi_l``::
+    statistic averages ``Z_l`` over the kept cells (the paper's ``Pi_tau``),
+    weighted by the fraction of test samples in each cell ``pi_l``::
 
         C_T = sum_{l in Pi_tau} pi_l Z_l / sum_{l in Pi_tau} pi_l
+
+    Two conventions (``convention``):
+
+    - ``"sklearn_mem"`` (default): ``Z_l`` as above, without continuity
+      correction, and a cell is kept when it holds *at least*
+      ``min_generated_per_cell`` generated samples;
+    - ``"authors"``: the convention of Meehan et al.'s published code, which
+      reproduces their numbers: ``Z_l`` subtracts a continuity correction of
+      0.5 from the mean, ``(U_l - (m_l n_l / 2 - 0.5)) / sd``, and a cell is
+      kept when its share of generated samples is *more than* ``tau``
+      (strictly). ``tau`` defaults to ``min_generated_per_cell /
+      n_generated``, so a cell with exactly ``min_generated_per_cell``
+      generated samples is kept by the default convention and left out by
+      the authors'.
 
     ``C_T << 0`` means data copying (generated samples are closer to the
     training data than test samples are); ``C_T >> 0`` means underfitting;
@@ -437,6 +459,12 @@ def data_copying_test(
         an unfitted one is cloned and fitted on ``X_train``.
     random_state : int, RandomState instance or None, default=None
         Seed of the k-means clustering.
+    convention : {"sklearn_mem", "authors"}, default="sklearn_mem"
+        How ``Z_l`` is standardised and which cells are kept; see above.
+    tau : float in [0, 1) or None, default=None
+        With ``convention="authors"``: the share of generated samples a cell
+        must exceed to be kept (None: ``min_generated_per_cell /
+        n_generated``). Only for the authors' convention.
 
     Returns
     -------
@@ -500,6 +528,12 @@ def data_copying_test(
     fmap = _fit_feature_map(feature_map, X_train)
     Z_train, Z_test, Z_gen = fmap(X_train), fmap(X_test), fmap(X_generated)
 
+    if tau is not None and convention != "authors":
+        raise ValueError(
+            "tau belongs to the authors' convention: pass convention='authors' "
+            "with it, or use min_generated_per_cell."
+        )
+    continuity = 0.5 if convention == "authors" else 0.0
     kmeans = KMeans(n_clusters=n_cells, n_init=10, random_state=random_state)
     cell_train = kmeans.fit(Z_train).labels_
     cell_test = kmeans.predict(Z_test)
@@ -518,13 +552,23 @@ def data_copying_test(
         kw = dict(metric="euclidean", chunk_size=None, n_jobs=None)
         d_test = _nn_distance(T, Z_test[cell_test == cell], **kw)
         d_gen = _nn_distance(T, Z_gen[cell_gen == cell], **kw)
-        u_stats[cell], z_scores[cell] = _z_u(d_test, d_gen)
+        u_stats[cell], z_scores[cell] = _z_u(d_test, d_gen, continuity)
 
-    kept = (n_gen >= min_generated_per_cell) & (n_test > 0) & (n_train > 0)
+    if convention == "authors":
+        m = X_generated.shape[0]
+        enough = n_gen / m > (min_generated_per_cell / m if tau is None else tau)
+    else:
+        enough = n_gen >= min_generated_per_cell
+    kept = enough & (n_test > 0) & (n_train > 0)
     if not kept.any():
         raise ValueError(
-            f"No cell has at least min_generated_per_cell={min_generated_per_cell} "
-            f"generated samples and a test sample, so C_T is undefined. Generated "
+            (
+                f"No cell has a share of generated samples above tau={tau!r}"
+                if convention == "authors"
+                else "No cell has at least min_generated_per_cell="
+                f"{min_generated_per_cell} generated samples"
+            )
+            + " and a test sample, so C_T is undefined. Generated "
             f"samples per cell: {n_gen.tolist()}; test samples per cell: "
             f"{n_test.tolist()}. Draw more generated samples, lower n_cells "
             "or lower min_generated_per_cell."
