@@ -20,7 +20,10 @@ the artists).
   ratio of :func:`sklearn_mem.neighbors.nearest_neighbor_ratio`, with
   Spearman's rank correlation;
 - :class:`MemorizationOverEpochsDisplay`: quantiles of the scores over
-  training epochs (the paper's learning-dynamics figure).
+  training epochs (the paper's learning-dynamics figure);
+- :class:`InfluentialPairsDisplay`: test images next to the training images
+  with the highest influence on them (Feldman and Zhang's high-influence
+  pairs, from :meth:`sklearn_mem.MemorizationScorer.influence`).
 
 Scores that are undefined (NaN) or infinite cannot be placed on an axis; every
 display counts them and says so in its legend, never dropping them silently.
@@ -57,6 +60,7 @@ from .metrics import _quantile, _unwrap_memorization_scorer
 from .neighbors import nearest_neighbor_ratio
 
 __all__ = [
+    "InfluentialPairsDisplay",
     "MemorizationHistogramDisplay",
     "MemorizationOverEpochsDisplay",
     "MemorizationVsLoglikDisplay",
@@ -1705,3 +1709,472 @@ class MemorizationOverEpochsDisplay:
         """
         t, M, q = cls._check(epochs, memorization, quantiles)
         return cls(t, M, quantiles=tuple(q)).plot(ax=ax)
+
+
+# ---------------------------------------------------------------------------
+# 6. high-influence train/test pairs
+# ---------------------------------------------------------------------------
+
+
+def _check_influence(influence):
+    """Validate an influence matrix: 2-D, numeric, NaN and infinities allowed."""
+    try:
+        arr = check_array(
+            influence,
+            ensure_all_finite=False,
+            ensure_min_samples=1,
+            ensure_min_features=1,
+            dtype=np.float64,
+            input_name="influence",
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            "influence must be a 2-D array of real numbers of shape "
+            f"(n_train, n_test), as MemorizationScorer.influence returns: {exc}"
+        ) from exc
+    return arr
+
+
+def _rank_influencers(influence):
+    """Training rows of each test column, most influential first.
+
+    Returns ``order`` of shape (n_test, n_train): ``order[z]`` sorts the
+    training rows by decreasing ``influence[:, z]``, NaN last, ``+inf``
+    first, ties in row order (so ``order[z, 0]`` is ``nanargmax``).
+    """
+    values = influence.T
+    return np.lexsort((-values, np.isnan(values)), axis=-1)
+
+
+def _select_pairs(influence, n_pairs, n_influencers, test_indices):
+    """Test columns to show and their most influential training rows."""
+    n_train, n_test = influence.shape
+    if n_influencers > n_train:
+        raise ValueError(
+            f"n_influencers={n_influencers} but there are only {n_train} "
+            "training samples (rows of influence)."
+        )
+    n_defined = (~np.isnan(influence)).sum(axis=0)
+    order = _rank_influencers(influence)
+    if test_indices is None:
+        eligible = np.flatnonzero(n_defined >= n_influencers)
+        if n_pairs > eligible.size:
+            raise ValueError(
+                f"n_pairs={n_pairs} but only {eligible.size} of {n_test} test "
+                f"samples have {n_influencers} training sample(s) with a "
+                "defined (non-NaN) influence on them; pass n_pairs <= "
+                f"{eligible.size}."
+            )
+        top = influence[order[eligible, 0], eligible]
+        test = eligible[np.argsort(-top, kind="stable")[:n_pairs]]
+    else:
+        test = np.asarray(test_indices)
+        if (
+            test.ndim != 1
+            or test.size == 0
+            or not np.issubdtype(test.dtype, np.integer)
+            or (test < -n_test).any()
+            or (test >= n_test).any()
+        ):
+            raise ValueError(
+                "test_indices must be a non-empty 1-D sequence of integer "
+                f"positions of rows of X_test (0 to {n_test - 1}); got "
+                f"{test_indices!r}."
+            )
+        test = test % n_test
+        short = test[n_defined[test] < n_influencers]
+        if short.size:
+            raise ValueError(
+                f"Test sample {int(short[0])} has fewer than {n_influencers} "
+                "training samples with a defined (non-NaN) influence on it."
+            )
+    train = order[test, :n_influencers]
+    return test.astype(np.intp), train.astype(np.intp)
+
+
+def _check_labels(labels, n, name):
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise ValueError(
+            f"{name} must hold one label per row ({n}); got shape {labels.shape}."
+        )
+    return labels
+
+
+class InfluentialPairsDisplay:
+    """Test samples next to the training samples that influence them most.
+
+    Feldman and Zhang's high-influence pairs: for a test sample ``z`` the
+    training sample ``i`` with the highest influence ``infl[i, z]`` (see
+    :meth:`sklearn_mem.MemorizationScorer.influence`) is the one whose
+    presence in the training data most changes the model's response on ``z``
+    (with ``response="correct"``, the probability that ``z`` is classified
+    correctly). The grid has one column per pair, the test image on top and
+    below it its ``n_influencers`` most influential training images, each
+    titled with its row number and influence (and label, when given).
+    Influences that are undefined (NaN) are not ranked; ``+inf`` ranks
+    first. Ties keep the row order, so the top influencer of a test sample is
+    ``np.nanargmax`` of its column. Grayscale images share one colour scale
+    (the range of both ``X_train`` and ``X_test``).
+
+    It is recommended to create the display with :meth:`from_estimator` or
+    :meth:`from_predictions`; they select the pairs and plot.
+
+    Parameters
+    ----------
+    influence : array-like of shape (n_train, n_test)
+        Influence of every training sample on every test sample.
+    X_train : array-like of shape (n_train, n_features)
+        The training rows, each a flattened image.
+    X_test : array-like of shape (n_test, n_features)
+        The test rows, each a flattened image.
+    test_indices : array-like of int, shape (n_pairs,)
+        The rows of ``X_test`` to show, from left to right.
+    train_indices : array-like of int, shape (n_pairs, n_influencers)
+        For each of them, the rows of ``X_train`` to show below it, from top
+        to bottom.
+    image_shape : tuple of int
+        Shape of one image: ``(H, W)`` or ``(H, W, 3)``.
+    y_train, y_test : array-like of shape (n_train,) / (n_test,), default=None
+        Labels written in the titles (optional).
+
+    Attributes
+    ----------
+    axes_ : ndarray of matplotlib Axes, shape (1 + n_influencers, n_pairs)
+        One Axes per image: row 0 the test images, row ``r`` their ``r``-th
+        most influential training images.
+    images_ : ndarray of matplotlib AxesImage, shape (1 + n_influencers, n_pairs)
+        The images drawn.
+    test_indices_ : ndarray of int, shape (n_pairs,)
+        The rows of ``X_test`` shown.
+    train_indices_ : ndarray of int, shape (n_pairs, n_influencers)
+        ``train_indices_[p, r]``: the row of ``X_train`` with the
+        ``r + 1``-th highest influence on test row ``test_indices_[p]``.
+    influence_values_ : ndarray of shape (n_pairs, n_influencers)
+        Their influences.
+    bounding_ax_ : matplotlib Axes or None
+        The Axes given as ``ax`` that the grid subdivides (turned off).
+    figure_ : matplotlib Figure
+        Figure containing the grid.
+
+    See Also
+    --------
+    MemorizedSamplesDisplay : The most, median and least memorized samples.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.model_selection import ShuffleSplit
+    >>> from sklearn.svm import SVC
+    >>> from sklearn_mem import MemorizationScorer
+    >>> from sklearn_mem.plotting import InfluentialPairsDisplay
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X = X / 16
+    >>> X_train, y_train, X_test, y_test = X[:300], y[:300], X[300:340], y[300:340]
+    >>> mem = MemorizationScorer(
+    ...     SVC(),
+    ...     cv=ShuffleSplit(n_splits=30, train_size=0.7, random_state=0),
+    ...     response="correct",
+    ...     aggregate="mean",
+    ...     keep_estimators=True,
+    ...     random_state=0,
+    ... ).fit(X_train, y_train)
+    >>> disp = InfluentialPairsDisplay.from_estimator(
+    ...     mem, X_train, X_test, y_test, image_shape=(8, 8), n_pairs=4
+    ... )
+    >>> disp.axes_.shape
+    (2, 4)
+    >>> infl = mem.influence(X_test, y_test)
+    >>> top = np.nanargmax(infl[:, disp.test_indices_], axis=0)
+    >>> bool((disp.train_indices_[:, 0] == top).all())
+    True
+    """
+
+    def __init__(
+        self,
+        influence,
+        X_train,
+        X_test,
+        *,
+        test_indices,
+        train_indices,
+        image_shape,
+        y_train=None,
+        y_test=None,
+    ):
+        self.influence = influence
+        self.X_train = X_train
+        self.X_test = X_test
+        self.test_indices = test_indices
+        self.train_indices = train_indices
+        self.image_shape = image_shape
+        self.y_train = y_train
+        self.y_test = y_test
+
+    def plot(self, ax=None, *, cmap="gray_r", **kwargs):
+        """Draw the pairs.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or array of Axes, default=None
+            None creates a new figure; an Axes is divided into the grid; an
+            array of ``(1 + n_influencers) x n_pairs`` Axes is used as it is.
+        cmap : str or Colormap, default="gray_r"
+            Colour map of grayscale images (ignored for RGB).
+        **kwargs : dict
+            Passed to :meth:`matplotlib.axes.Axes.imshow`.
+
+        Returns
+        -------
+        display : InfluentialPairsDisplay
+        """
+        infl = _check_influence(self.influence)
+        X_train = check_array(self.X_train, input_name="X_train", dtype=np.float64)
+        X_test = check_array(self.X_test, input_name="X_test", dtype=np.float64)
+        if infl.shape != (X_train.shape[0], X_test.shape[0]):
+            raise ValueError(
+                f"influence has shape {infl.shape}; expected (n_train, n_test) = "
+                f"({X_train.shape[0]}, {X_test.shape[0]}), one row per row of "
+                "X_train and one column per row of X_test."
+            )
+        if X_train.shape[1] != X_test.shape[1]:
+            raise ValueError(
+                f"X_train has {X_train.shape[1]} features and X_test "
+                f"{X_test.shape[1]}; both must be flattened images of one shape."
+            )
+        shape = _check_image_shape(self.image_shape, X_train.shape[1])
+        y_train = _check_labels(self.y_train, X_train.shape[0], "y_train")
+        y_test = _check_labels(self.y_test, X_test.shape[0], "y_test")
+        test = np.asarray(self.test_indices, dtype=np.intp).reshape(-1)
+        train = np.asarray(self.train_indices, dtype=np.intp)
+        if train.ndim == 1:
+            train = train[:, None]
+        if test.size == 0 or train.ndim != 2 or train.shape[0] != test.size:
+            raise ValueError(
+                "train_indices must have one row per entry of test_indices, of "
+                f"shape (n_pairs, n_influencers); got {train.shape} for "
+                f"{test.size} test indices."
+            )
+        n_pairs, n_influencers = train.shape
+        n_rows = 1 + n_influencers
+        if ax is not None and not isinstance(ax, Axes):
+            given = np.asarray(ax, dtype=object)
+            if given.size != n_rows * n_pairs or (
+                given.ndim == 2 and given.shape != (n_rows, n_pairs)
+            ):
+                raise ValueError(
+                    f"ax must be None, a Matplotlib Axes or an array of "
+                    f"{n_rows} x {n_pairs} Axes ((1 + n_influencers) x "
+                    f"n_pairs); got an array of shape {given.shape}."
+                )
+        fig, axes, bounding = _grid_axes(ax, n_rows, n_pairs)
+
+        both = np.vstack([X_train, X_test])
+        if len(shape) == 2:
+            default = {"cmap": cmap, "vmin": both.min(), "vmax": both.max()}
+            scale = None
+        else:
+            default = {}
+            lo, hi = both.min(), both.max()
+            if lo >= 0 and hi <= 1:
+                scale = (0.0, 1.0)
+            elif lo >= 0 and hi <= 255:
+                scale = (0.0, 255.0)
+            else:
+                scale = (lo, hi if hi > lo else lo + 1.0)
+        default["interpolation"] = "nearest"
+        imshow_kwargs = _validate_style_kwargs(default, kwargs)
+
+        def draw(cell, row, title):
+            cell.set_xticks([])
+            cell.set_yticks([])
+            img = row.reshape(shape)
+            if scale is not None:
+                img = (img - scale[0]) / (scale[1] - scale[0])
+            cell.set_title(title, fontsize="small")
+            return cell.imshow(img, **imshow_kwargs)
+
+        values = infl[train, test[:, None]]
+        images = np.empty((n_rows, n_pairs), dtype=object)
+        for p, z in enumerate(test):
+            title = f"test {z}" + ("" if y_test is None else f"\ny = {y_test[z]}")
+            images[0, p] = draw(axes[0, p], X_test[z], title)
+            for r in range(n_influencers):
+                i = train[p, r]
+                title = f"infl {values[p, r]:.2f}\ntrain {i}"
+                if y_train is not None:
+                    title += f", y = {y_train[i]}"
+                images[1 + r, p] = draw(axes[1 + r, p], X_train[i], title)
+        axes[0, 0].set_ylabel("test", fontsize="small")
+        for r in range(n_influencers):
+            label = "most\ninfluential" if r == 0 else f"influence\nrank {r + 1}"
+            axes[1 + r, 0].set_ylabel(label, fontsize="small")
+        if ax is None:
+            fig.suptitle("Test samples and their most influential training samples")
+        self.axes_ = axes
+        self.images_ = images
+        self.test_indices_ = test
+        self.train_indices_ = train
+        self.influence_values_ = values
+        self.bounding_ax_ = bounding
+        self.figure_ = fig
+        return self
+
+    @classmethod
+    def from_estimator(
+        cls,
+        scorer,
+        X_train,
+        X_test,
+        y_test=None,
+        *,
+        y_train=None,
+        image_shape=None,
+        n_pairs=8,
+        n_influencers=1,
+        test_indices=None,
+        chunk_size=1024,
+        cmap="gray_r",
+        ax=None,
+    ):
+        """Show test samples with the training samples most influential on them.
+
+        Computes ``scorer.influence(X_test, y_test)`` and calls
+        :meth:`from_predictions`.
+
+        Parameters
+        ----------
+        scorer : MemorizationScorer or Pipeline
+            A MemorizationScorer fitted with ``keep_estimators=True`` (or a
+            Pipeline ending in one: ``X_test`` is passed through its
+            transformers first).
+        X_train : array-like of shape (n_train, n_features)
+            The training data the scorer was fitted on, in the same order
+            (for a Pipeline, the raw rows before its transformers); only
+            drawn.
+        X_test : array-like of shape (n_test, n_features)
+            The rows whose influences are computed and drawn.
+        y_test : array-like of shape (n_test,), default=None
+            Their true labels: needed for the responses ``"log_proba"`` and
+            ``"correct"``, and written in the titles.
+        y_train : array-like of shape (n_train,), default=None
+            Training labels, written in the titles.
+        image_shape : tuple of int, default=None
+            Shape of one image, e.g. ``(8, 8)`` for digits. None infers a
+            square grayscale image when ``n_features`` is a perfect square.
+        n_pairs : int, default=8
+            Number of test samples shown: those whose most influential
+            training sample has the highest influence. Ignored when
+            ``test_indices`` is given.
+        n_influencers : int, default=1
+            Number of training samples shown below each test sample.
+        test_indices : array-like of int, default=None
+            The rows of ``X_test`` to show, instead of the ``n_pairs`` with
+            the highest influences.
+        chunk_size : int, default=1024
+            Passed to :meth:`~sklearn_mem.MemorizationScorer.influence`.
+        cmap : str or Colormap, default="gray_r"
+            Colour map of grayscale images.
+        ax : matplotlib Axes or array of Axes, default=None
+            Where to draw (see :meth:`plot`).
+
+        Returns
+        -------
+        display : InfluentialPairsDisplay
+        """
+        est = _unwrap_memorization_scorer(
+            scorer, ("in_mask_",), "InfluentialPairsDisplay.from_estimator"
+        )
+        X_scored = X_test
+        if est is not scorer and len(scorer.steps) > 1:
+            X_scored = scorer[:-1].transform(X_test)
+        influence = est.influence(X_scored, y_test, chunk_size=chunk_size)
+        return cls.from_predictions(
+            influence,
+            X_train,
+            X_test,
+            y_train=y_train,
+            y_test=y_test,
+            image_shape=image_shape,
+            n_pairs=n_pairs,
+            n_influencers=n_influencers,
+            test_indices=test_indices,
+            cmap=cmap,
+            ax=ax,
+        )
+
+    @classmethod
+    def from_predictions(
+        cls,
+        influence,
+        X_train,
+        X_test,
+        *,
+        y_train=None,
+        y_test=None,
+        image_shape=None,
+        n_pairs=8,
+        n_influencers=1,
+        test_indices=None,
+        cmap="gray_r",
+        ax=None,
+    ):
+        """Show test samples with the training samples most influential on them.
+
+        Parameters
+        ----------
+        influence : array-like of shape (n_train, n_test)
+            Influence of every training sample on every test sample, e.g.
+            from :meth:`sklearn_mem.MemorizationScorer.influence`.
+        X_train : array-like of shape (n_train, n_features)
+            The training rows, each a flattened image.
+        X_test : array-like of shape (n_test, n_features)
+            The test rows, each a flattened image.
+        y_train, y_test : array-like, default=None
+            Labels written in the titles.
+        image_shape : tuple of int, default=None
+            Shape of one image (see :meth:`from_estimator`).
+        n_pairs : int, default=8
+            Number of test samples shown: those whose most influential
+            training sample has the highest influence (ties in row order).
+            Ignored when ``test_indices`` is given.
+        n_influencers : int, default=1
+            Number of training samples shown below each test sample.
+        test_indices : array-like of int, default=None
+            The rows of ``X_test`` to show, instead of the ``n_pairs`` with
+            the highest influences.
+        cmap : str or Colormap, default="gray_r"
+            Colour map of grayscale images.
+        ax : matplotlib Axes or array of Axes, default=None
+            Where to draw (see :meth:`plot`).
+
+        Returns
+        -------
+        display : InfluentialPairsDisplay
+        """
+        infl = _check_influence(influence)
+        X_train = check_array(X_train, input_name="X_train", dtype=np.float64)
+        X_test = check_array(X_test, input_name="X_test", dtype=np.float64)
+        if infl.shape != (X_train.shape[0], X_test.shape[0]):
+            raise ValueError(
+                f"influence has shape {infl.shape}; expected (n_train, n_test) = "
+                f"({X_train.shape[0]}, {X_test.shape[0]}), one row per row of "
+                "X_train and one column per row of X_test."
+            )
+        shape = _check_image_shape(image_shape, X_train.shape[1])
+        n_pairs = _check_positive_int(n_pairs, "n_pairs")
+        n_influencers = _check_positive_int(n_influencers, "n_influencers")
+        test, train = _select_pairs(infl, n_pairs, n_influencers, test_indices)
+        disp = cls(
+            infl,
+            X_train,
+            X_test,
+            test_indices=test,
+            train_indices=train,
+            image_shape=shape,
+            y_train=y_train,
+            y_test=y_test,
+        )
+        return disp.plot(ax=ax, cmap=cmap)

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from sklearn_mem import MemorizationScorer  # noqa: E402
 from sklearn_mem.neighbors import nearest_neighbor_ratio  # noqa: E402
 from sklearn_mem.plotting import (  # noqa: E402
+    InfluentialPairsDisplay,
     MemorizationHistogramDisplay,
     MemorizationOverEpochsDisplay,
     MemorizationVsLoglikDisplay,
@@ -613,3 +614,138 @@ def test_epochs_errors():
         MemorizationOverEpochsDisplay.from_predictions([1, 2, 3], M, quantiles=[2])
     with pytest.raises(ValueError, match="2D array"):
         MemorizationOverEpochsDisplay.from_predictions([1, 2, 3], np.zeros(3))
+
+
+# ---------------------------------------------------------------------------
+# high-influence train/test pairs
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def influence_fitted(digits):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import ShuffleSplit
+    from sklearn.svm import SVC
+
+    y = load_digits().target
+    X_train, y_train = digits[:150], y[:150]
+    X_test, y_test = digits[150:180], y[150:180]
+    mem = MemorizationScorer(
+        SVC(),
+        cv=ShuffleSplit(n_splits=30, train_size=0.7, random_state=0),
+        response="correct",
+        aggregate="mean",
+        keep_estimators=True,
+        random_state=0,
+    ).fit(X_train, y_train)
+    return mem, X_train, y_train, X_test, y_test
+
+
+def test_pairs_show_argmax_of_influence_per_test_row(influence_fitted):
+    mem, X_train, y_train, X_test, y_test = influence_fitted
+    infl = mem.influence(X_test, y_test)
+    disp = InfluentialPairsDisplay.from_estimator(
+        mem, X_train, X_test, y_test, y_train=y_train, n_pairs=5
+    )
+    assert disp.axes_.shape == (2, 5)
+    assert len(disp.figure_.axes) == 10
+    # each pair: the training row with the highest influence on the test row
+    top = np.nanargmax(infl, axis=0)
+    np.testing.assert_array_equal(disp.train_indices_[:, 0], top[disp.test_indices_])
+    # the test rows: those whose top influence is highest
+    best = np.nanmax(infl, axis=0)
+    np.testing.assert_allclose(disp.influence_values_[:, 0], np.sort(best)[::-1][:5])
+    np.testing.assert_allclose(disp.influence_values_[:, 0], best[disp.test_indices_])
+    for p, (z, i) in enumerate(zip(disp.test_indices_, disp.train_indices_[:, 0])):
+        np.testing.assert_array_equal(
+            disp.images_[0, p].get_array(), X_test[z].reshape(8, 8)
+        )
+        np.testing.assert_array_equal(
+            disp.images_[1, p].get_array(), X_train[i].reshape(8, 8)
+        )
+        assert disp.axes_[0, p].get_title() == f"test {z}\ny = {y_test[z]}"
+        assert disp.axes_[1, p].get_title() == (
+            f"infl {infl[i, z]:.2f}\ntrain {i}, y = {y_train[i]}"
+        )
+
+
+def test_pairs_from_predictions_ranks_several_influencers():
+    rng = np.random.RandomState(0)
+    X_train, X_test = rng.rand(12, 4), rng.rand(6, 4)
+    infl = rng.rand(12, 6)
+    infl[3, 2] = np.nan
+    infl[7, 4] = np.inf
+    infl[:, 5] = np.nan  # no defined influence: never shown
+    disp = InfluentialPairsDisplay.from_predictions(
+        infl, X_train, X_test, n_pairs=5, n_influencers=3
+    )
+    assert disp.axes_.shape == (4, 5)
+    assert len(disp.figure_.axes) == 20
+    assert disp.test_indices_[0] == 4  # +inf ranks first
+    assert 5 not in disp.test_indices_
+    for p, z in enumerate(disp.test_indices_):
+        col = np.where(np.isnan(infl[:, z]), -np.inf, infl[:, z])
+        np.testing.assert_array_equal(
+            disp.train_indices_[p], np.argsort(-col, kind="stable")[:3]
+        )
+        np.testing.assert_array_equal(
+            disp.influence_values_[p], infl[disp.train_indices_[p], z]
+        )
+    # explicit test rows, in the given order; one influencer by default
+    disp = InfluentialPairsDisplay.from_predictions(
+        infl, X_train, X_test, test_indices=[2, 0]
+    )
+    np.testing.assert_array_equal(disp.test_indices_, [2, 0])
+    np.testing.assert_array_equal(
+        disp.train_indices_[:, 0], np.nanargmax(infl[:, [2, 0]], axis=0)
+    )
+    assert disp.axes_.shape == (2, 2)
+    assert disp.axes_[0, 0].get_title() == "test 2"
+
+
+def test_pairs_draw_into_given_axes(influence_fitted):
+    mem, X_train, _, X_test, y_test = influence_fitted
+    fig, ax = plt.subplots(1, 2)
+    disp = InfluentialPairsDisplay.from_estimator(
+        mem, X_train, X_test, y_test, n_pairs=3, ax=ax[1]
+    )
+    assert disp.bounding_ax_ is ax[1]
+    assert all(a.figure is fig for a in disp.axes_.flat)
+    fig, axes = plt.subplots(3, 2)
+    disp = InfluentialPairsDisplay.from_estimator(
+        mem, X_train, X_test, y_test, n_pairs=2, n_influencers=2, ax=axes
+    )
+    assert disp.axes_[2, 1] is axes[2, 1]
+    with pytest.raises(ValueError, match="2 x 3 Axes"):
+        InfluentialPairsDisplay.from_estimator(
+            mem, X_train, X_test, y_test, n_pairs=3, ax=axes
+        )
+
+
+def test_pairs_errors(influence_fitted, fitted):
+    rng = np.random.RandomState(0)
+    X_train, X_test, infl = rng.rand(5, 4), rng.rand(3, 4), rng.rand(5, 3)
+    with pytest.raises(ValueError, match=r"expected \(n_train, n_test\) = \(5, 2\)"):
+        InfluentialPairsDisplay.from_predictions(infl, X_train, X_test[:2])
+    with pytest.raises(ValueError, match="2-D array"):
+        InfluentialPairsDisplay.from_predictions(infl[:, 0], X_train, X_test)
+    with pytest.raises(ValueError, match="n_pairs=4 but only 3"):
+        InfluentialPairsDisplay.from_predictions(infl, X_train, X_test, n_pairs=4)
+    with pytest.raises(ValueError, match="only 5 training samples"):
+        InfluentialPairsDisplay.from_predictions(
+            infl, X_train, X_test, n_pairs=1, n_influencers=6
+        )
+    with pytest.raises(ValueError, match="test_indices must be"):
+        InfluentialPairsDisplay.from_predictions(
+            infl, X_train, X_test, test_indices=[3]
+        )
+    with pytest.raises(ValueError, match="n_influencers must be a positive"):
+        InfluentialPairsDisplay.from_predictions(infl, X_train, X_test, n_influencers=0)
+    # a scorer fitted without keep_estimators has no influence
+    mem, X = fitted
+    with pytest.raises(AttributeError, match="keep_estimators=True"):
+        InfluentialPairsDisplay.from_estimator(mem, X, X[:3])
+    with pytest.raises(NotFittedError):
+        InfluentialPairsDisplay.from_estimator(
+            MemorizationScorer(KernelDensity()), X, X[:3]
+        )
