@@ -13,7 +13,7 @@ from sklearn.base import (
 )
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.neighbors import KernelDensity
-from sklearn.utils import check_random_state, get_tags
+from sklearn.utils import Bunch, check_random_state, get_tags
 from sklearn.utils._param_validation import (
     HasMethods,
     InvalidParameterError,
@@ -988,6 +988,71 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             with np.errstate(invalid="ignore"):
                 out[:, start : start + chunk_size] = U - V
         return out
+
+    def top_influences(self, X, y=None, *, k=5, chunk_size=1024):
+        """The ``k`` training samples with the highest influence on each row.
+
+        :meth:`influence`, ranked per row of ``X`` and computed in chunks of
+        ``chunk_size`` rows, so that only ``n_train * chunk_size`` influence
+        values exist at a time.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Rows whose responses are influenced.
+        y : array-like of shape (n_rows,), default=None
+            Their true labels, as for :meth:`influence`.
+        k : int, default=5
+            Training samples returned per row (at most ``n_train``).
+        chunk_size : int, default=1024
+            Rows of ``X`` handled at a time.
+
+        Returns
+        -------
+        result : Bunch
+            ``indices``: ndarray of int, shape (n_rows, k), training-row
+            indices, highest influence first (``+inf`` first, NaN last, ties
+            in training-row order); ``influence``: ndarray of shape
+            (n_rows, k), their influence.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.model_selection import ShuffleSplit
+        >>> from sklearn.neighbors import KNeighborsClassifier
+        >>> from sklearn_mem import MemorizationScorer
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.normal(size=(40, 2))
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> mem = MemorizationScorer(
+        ...     KNeighborsClassifier(1), cv=ShuffleSplit(20, train_size=0.7,
+        ...     random_state=0), response="correct", aggregate="mean",
+        ...     keep_estimators=True, random_state=0).fit(X, y)
+        >>> top = mem.top_influences(X[:3], y[:3], k=2)
+        >>> top.indices.shape, top.influence.shape
+        ((3, 2), (3, 2))
+        """
+        X = validate_data(self, X, accept_sparse=False, reset=False)
+        if y is not None:
+            y = np.asarray(y)
+        n_rows = X.shape[0]
+        n_train = self.in_mask_.shape[1]
+        k = int(min(max(1, k), n_train))
+        chunk_size = max(1, int(chunk_size))
+        indices = np.empty((n_rows, k), dtype=np.intp)
+        values = np.empty((n_rows, k))
+        for start in range(0, n_rows, chunk_size):
+            rows = slice(start, start + chunk_size)
+            infl = self.influence(
+                X[rows], None if y is None else y[rows], chunk_size=chunk_size
+            ).T
+            nan = np.isnan(infl)
+            with np.errstate(invalid="ignore"):
+                key = np.where(nan, 0.0, -infl)
+            order = np.lexsort((key, nan), axis=-1)[:, :k]
+            indices[rows] = order
+            values[rows] = np.take_along_axis(infl, order, axis=1)
+        return Bunch(indices=indices, influence=values)
 
     def _training_rows(self, X):
         """Index of each row of X among the training rows."""

@@ -628,3 +628,33 @@ def test_influence_side_survives_underflow():
             expected = logsumexp(v) - np.log(len(v)) if len(v) else np.nan
             np.testing.assert_allclose(got[i, z], expected, rtol=1e-12)
     assert np.isnan(got[3]).all()
+
+
+def test_top_influences_rank_the_influence_matrix():
+    from sklearn.model_selection import ShuffleSplit
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(50, 2))
+    y = (X[:, 0] + 0.3 * rng.normal(size=50) > 0).astype(int)
+    mem = MemorizationScorer(
+        KNeighborsClassifier(3),
+        cv=ShuffleSplit(15, train_size=0.7, random_state=0),
+        response="correct",
+        aggregate="mean",
+        keep_estimators=True,
+        random_state=0,
+    ).fit(X, y)
+    X_new = rng.normal(size=(7, 2))
+    y_new = (X_new[:, 0] > 0).astype(int)
+    infl = mem.influence(X_new, y_new)
+    top = mem.top_influences(X_new, y_new, k=4, chunk_size=3)
+    for z in range(7):
+        col = infl[:, z]
+        # highest first, NaN last, ties in training-row order
+        order = sorted(
+            range(len(col)),
+            key=lambda i: (np.isnan(col[i]), -col[i] if not np.isnan(col[i]) else 0, i),
+        )[:4]
+        np.testing.assert_array_equal(top.indices[z], order)
+        np.testing.assert_array_equal(top.influence[z], col[order])
