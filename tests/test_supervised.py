@@ -658,3 +658,29 @@ def test_top_influences_rank_the_influence_matrix():
         )[:4]
         np.testing.assert_array_equal(top.indices[z], order)
         np.testing.assert_array_equal(top.influence[z], col[order])
+
+
+def test_planted_label_noise_ranks_first():
+    from sklearn.datasets import load_digits
+    from sklearn.ensemble import ExtraTreesClassifier
+    from sklearn.model_selection import ShuffleSplit
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:500] / 16.0, y[:500].copy()
+    rng = np.random.RandomState(0)
+    flipped = rng.choice(len(y), size=25, replace=False)
+    y[flipped] = (y[flipped] + rng.randint(1, 10, size=25)) % 10
+    mem = MemorizationScorer(
+        ExtraTreesClassifier(n_estimators=20, random_state=0),
+        cv=ShuffleSplit(20, train_size=0.7, random_state=0),
+        response="correct",
+        aggregate="mean",
+        random_state=0,
+        refit=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MemorizationWarning)  # rows never out
+        M = mem.fit(X, y).memorization_scores_
+    top = np.argsort(-np.nan_to_num(M, nan=-np.inf), kind="stable")[:25]
+    precision = np.isin(top, flipped).mean()
+    assert precision >= 0.7, precision
