@@ -970,19 +970,21 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         elif y is not None:
             y = np.asarray(y)
         n_rows = X.shape[0]
-        responses = np.empty((len(self.estimators_), n_rows))
-        for k, est in enumerate(self.estimators_):
-            if response == "score_samples":
-                responses[k] = check_loglik(est.score_samples(X), n_rows, est, k)
-            else:
-                responses[k] = compute_response(
-                    est, X, y, response, f"fit {k} ({type(est).__name__})"
-                )
         in_mask = self.in_mask_
         out = np.empty((in_mask.shape[1], n_rows))
         chunk_size = max(1, int(chunk_size))
         for start in range(0, n_rows, chunk_size):
-            block = responses[:, start : start + chunk_size]
+            # every fit's responses to this chunk of rows only
+            rows = slice(start, start + chunk_size)
+            Xc, yc = X[rows], None if y is None else y[rows]
+            block = np.empty((len(self.estimators_), Xc.shape[0]))
+            for k, est in enumerate(self.estimators_):
+                if response == "score_samples":
+                    block[k] = check_loglik(est.score_samples(Xc), len(Xc), est, k)
+                else:
+                    block[k] = compute_response(
+                        est, Xc, yc, response, f"fit {k} ({type(est).__name__})"
+                    )
             U = _influence_side(block, in_mask, self.aggregate)
             V = _influence_side(block, ~in_mask, self.aggregate)
             with np.errstate(invalid="ignore"):
