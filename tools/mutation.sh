@@ -3,6 +3,10 @@
 #
 #   tools/mutation.sh                  # every core module ([tool.mutmut] in pyproject.toml)
 #   tools/mutation.sh MUTANT_NAME...   # only these mutants (names as printed by mutmut)
+#   tools/mutation.sh --modules sklearn_mem/metrics.py sklearn_mem/neighbors.py
+#                                      # only these modules (only_mutate of the copy)
+#   tools/mutation.sh --modules ... --tests tests/test_metrics.py ... [-- MUTANT_NAME...]
+#                                      # and this test selection instead of the configured one
 #
 # mutmut writes a mutants/ tree next to the sources, so the run happens in a scratch
 # copy of the working tree (tracked and untracked, not ignored, files); the checkout is
@@ -13,11 +17,49 @@
 # the score and the equivalent mutants.
 set -euo pipefail
 
+modules=() tests=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    --modules | --tests)
+        which=$1
+        shift
+        while [[ $# -gt 0 && $1 != --* ]]; do
+            if [[ $which == --modules ]]; then modules+=("$1"); else tests+=("$1"); fi
+            shift
+        done
+        ;;
+    --)
+        shift
+        break
+        ;;
+    *) break ;;
+    esac
+done
+
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${KEEP_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/sklearn_mem_mutation.XXXXXX")}
 mkdir -p "$work"
 (cd "$root" && git ls-files -z --cached --others --exclude-standard |
     xargs -0 cp --parents -f -t "$work" 2>/dev/null || true)
+
+# --modules / --tests: rewrite the copy's [tool.mutmut] lists (the checkout's stay as they are)
+if [[ ${#modules[@]} -gt 0 || ${#tests[@]} -gt 0 ]]; then
+    python - "$work/pyproject.toml" "${modules[*]:-}" "${tests[*]:-}" <<'PY'
+import re
+import sys
+
+path, modules, tests = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+text = open(path).read()
+for key, values in (("only_mutate", modules), ("pytest_add_cli_args_test_selection", tests)):
+    if values:
+        listed = "[\n" + "".join(f'    "{v}",\n' for v in values) + "]"
+        text, n = re.subn(rf"^{key} = \[.*?\]", lambda m: f"{key} = {listed}", text,
+                          count=1, flags=re.S | re.M)
+        if n != 1:
+            sys.exit(f"no {key} list in {path}")
+open(path, "w").write(text)
+PY
+fi
 
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 cd "$work"
