@@ -273,3 +273,95 @@ def test_loglik_gap_is_still_importable_from_neighbors():
     assert str(info.value) == (
         "module 'sklearn_mem.neighbors' has no attribute 'no_such_name'"
     )
+
+
+# ---------------------------------------------------------------------------
+# sklearn_mem._folds
+# ---------------------------------------------------------------------------
+
+
+def test_check_memory_is_silent_and_rejects_other_objects(tmp_path, capfd):
+    from sklearn_mem._folds import check_memory
+
+    cached = check_memory(str(tmp_path)).cache(abs)
+    assert cached(-1) == 1 and cached(-1) == 1
+    assert capfd.readouterr().out == ""
+    with pytest.raises(ValueError) as info:
+        check_memory(123)
+    assert str(info.value) == (
+        "memory must be None, a path or a joblib.Memory-like object with a "
+        "'cache' method; got 123."
+    )
+
+
+class _Checkpointed(BaseEstimator):
+    """Density stand-in keeping two checkpoints: log p_e(x) = -e |x| - n_fit."""
+
+    def __init__(self, nan_epoch=None):
+        self.nan_epoch = nan_epoch
+
+    def fit(self, X, y=None):
+        self.n_fit_ = len(X)
+        self.checkpoints_ = [1, 2]
+        return self
+
+    def _at(self, X, epoch):
+        row = -epoch * np.abs(X[:, 0]) - self.n_fit_
+        return np.full(len(X), np.nan) if epoch == self.nan_epoch else row
+
+    def score_samples(self, X):
+        return self._at(np.asarray(X), 3)
+
+    def score_samples_checkpoints(self, X):
+        X = np.asarray(X)
+        return [1, 2], [self._at(X, e) for e in (1, 2)]
+
+
+def test_checkpoint_log_likelihoods_of_every_fit():
+    from sklearn.model_selection import KFold
+
+    X = np.arange(6.0).reshape(-1, 1)
+    cv = KFold(3)
+    mem = MemorizationScorer(_Checkpointed(), cv=cv, refit=False).fit(X)
+    np.testing.assert_array_equal(mem.epochs_, [1, 2])
+    assert mem.epoch_loglik_.shape == (2, 3, 6)
+    for k in range(3):
+        for e, epoch in enumerate((1, 2)):
+            np.testing.assert_array_equal(
+                mem.epoch_loglik_[e, k], -epoch * X[:, 0] - 4
+            )
+        np.testing.assert_array_equal(mem.loglik_[k], -3 * X[:, 0] - 4)
+
+
+def test_nan_at_a_checkpoint_names_fit_and_epoch():
+    from sklearn.model_selection import KFold
+
+    X = np.arange(6.0).reshape(-1, 1)
+    with pytest.raises(ValueError) as info:
+        MemorizationScorer(_Checkpointed(nan_epoch=2), cv=KFold(3), refit=False).fit(X)
+    assert "score_samples of fit 0 at epoch 2 (_Checkpointed(nan_epoch=2))" in str(
+        info.value
+    )
+
+
+class _NanOnAllRows(BaseEstimator):
+    """Finite log-likelihoods when fitted on a part, NaN when fitted on all."""
+
+    def fit(self, X, y=None):
+        self.n_fit_ = len(X)
+        return self
+
+    def score_samples(self, X):
+        value = np.nan if self.n_fit_ == len(X) else -1.0
+        return np.full(len(X), value)
+
+
+def test_nan_of_the_refit_names_it():
+    from sklearn.model_selection import KFold
+
+    X = np.arange(6.0).reshape(-1, 1)
+    with pytest.raises(ValueError) as info:
+        MemorizationScorer(_NanOnAllRows(), cv=KFold(3), refit=True).fit(X)
+    assert str(info.value).startswith(
+        "score_samples of fit on all of X (_NanOnAllRows()) returned NaN for 6 of 6"
+    )
