@@ -684,6 +684,38 @@ def _grid_axes(ax, n_rows, n_cols):
     return axes[0, 0].figure, axes, None
 
 
+def _image_style(lo, hi, shape, cmap, kwargs):
+    """``imshow`` keywords and the value scale of RGB images in ``[lo, hi]``.
+
+    Grayscale images share ``vmin``/``vmax`` and ``cmap``; RGB images are
+    mapped to [0, 1] from [0, 1], [0, 255] or their own range (``scale``).
+    """
+    if len(shape) == 2:
+        default = {"cmap": cmap, "vmin": lo, "vmax": hi}
+        scale = None
+    else:
+        default = {}
+        if lo >= 0 and hi <= 1:
+            scale = (0.0, 1.0)
+        elif lo >= 0 and hi <= 255:
+            scale = (0.0, 255.0)
+        else:
+            scale = (lo, hi if hi > lo else lo + 1.0)
+    default["interpolation"] = "nearest"
+    return _validate_style_kwargs(default, kwargs), scale
+
+
+def _draw_image(cell, row, shape, scale, imshow_kwargs, title):
+    """One flattened image in a bare grid cell, with its title."""
+    cell.set_xticks([])
+    cell.set_yticks([])
+    img = row.reshape(shape)
+    if scale is not None:
+        img = (img - scale[0]) / (scale[1] - scale[0])
+    cell.set_title(title, fontsize="small")
+    return cell.imshow(img, **imshow_kwargs)
+
+
 class MemorizedSamplesDisplay:
     """The most, median and least memorized samples as an image grid.
 
@@ -773,36 +805,25 @@ class MemorizedSamplesDisplay:
         if n_cols == 0:
             raise ValueError("indices holds no sample to show.")
         fig, axes, bounding = _grid_axes(ax, n_rows, n_cols)
-
-        if len(shape) == 2:
-            default = {"cmap": cmap, "vmin": X.min(), "vmax": X.max()}
-            scale = None
-        else:
-            default = {}
-            lo, hi = X.min(), X.max()
-            if lo >= 0 and hi <= 1:
-                scale = (0.0, 1.0)
-            elif lo >= 0 and hi <= 255:
-                scale = (0.0, 255.0)
-            else:
-                scale = (lo, hi if hi > lo else lo + 1.0)
-        default["interpolation"] = "nearest"
-        imshow_kwargs = _validate_style_kwargs(default, kwargs)
+        imshow_kwargs, scale = _image_style(X.min(), X.max(), shape, cmap, kwargs)
 
         images = np.empty((n_rows, n_cols), dtype=object)
         for r, (which, idx) in enumerate(indices.items()):
             for c in range(n_cols):
                 cell = axes[r, c]
-                cell.set_xticks([])
-                cell.set_yticks([])
                 if c >= idx.size:
+                    cell.set_xticks([])
+                    cell.set_yticks([])
                     cell.set_axis_off()
                     continue
-                img = X[idx[c]].reshape(shape)
-                if scale is not None:
-                    img = (img - scale[0]) / (scale[1] - scale[0])
-                images[r, c] = cell.imshow(img, **imshow_kwargs)
-                cell.set_title(f"M = {M[idx[c]]:.2f}", fontsize="small")
+                images[r, c] = _draw_image(
+                    cell,
+                    X[idx[c]],
+                    shape,
+                    scale,
+                    imshow_kwargs,
+                    f"M = {M[idx[c]]:.2f}",
+                )
             axes[r, 0].set_ylabel(f"{which}\nmemorized", fontsize="small")
         if ax is None:
             fig.suptitle("Memorized samples (M in nats)")
@@ -1971,30 +1992,12 @@ class InfluentialPairsDisplay:
                 )
         fig, axes, bounding = _grid_axes(ax, n_rows, n_pairs)
 
-        both = np.vstack([X_train, X_test])
-        if len(shape) == 2:
-            default = {"cmap": cmap, "vmin": both.min(), "vmax": both.max()}
-            scale = None
-        else:
-            default = {}
-            lo, hi = both.min(), both.max()
-            if lo >= 0 and hi <= 1:
-                scale = (0.0, 1.0)
-            elif lo >= 0 and hi <= 255:
-                scale = (0.0, 255.0)
-            else:
-                scale = (lo, hi if hi > lo else lo + 1.0)
-        default["interpolation"] = "nearest"
-        imshow_kwargs = _validate_style_kwargs(default, kwargs)
+        lo = min(X_train.min(), X_test.min())
+        hi = max(X_train.max(), X_test.max())
+        imshow_kwargs, scale = _image_style(lo, hi, shape, cmap, kwargs)
 
         def draw(cell, row, title):
-            cell.set_xticks([])
-            cell.set_yticks([])
-            img = row.reshape(shape)
-            if scale is not None:
-                img = (img - scale[0]) / (scale[1] - scale[0])
-            cell.set_title(title, fontsize="small")
-            return cell.imshow(img, **imshow_kwargs)
+            return _draw_image(cell, row, shape, scale, imshow_kwargs, title)
 
         values = infl[train, test[:, None]]
         images = np.empty((n_rows, n_pairs), dtype=object)
