@@ -28,7 +28,8 @@ from scipy.spatial.distance import cdist
 from sklearn import get_config
 from sklearn.utils import gen_batches
 
-from ._folds import limit_threads
+from ._splits import Splits
+from ._threads import limit_threads
 
 KERNELS = ("gaussian", "tophat", "epanechnikov", "exponential", "linear", "cosine")
 
@@ -204,16 +205,20 @@ class _Round:
         for b, rows in enumerate(blocks):
             labels[rows] = b
         self.fits = np.asarray(fits, dtype=np.intp)
-        self.order = np.argsort(labels, kind="stable")
-        self.identity = bool(np.all(self.order == np.arange(n_samples)))
         sizes = np.bincount(labels, minlength=len(blocks) + 1)
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        self.starts = starts[sizes > 0]
-        self.sizes = sizes[sizes > 0]
-        self.singletons = bool(np.all(self.sizes == 1))  # LeaveOneOut
+        self.singletons = bool(np.all(sizes[sizes > 0] == 1))  # LeaveOneOut
         # position of each fit's excluded block among the non-empty blocks
         position = np.cumsum(sizes > 0) - 1
         self.fit_block = position[: len(blocks)]
+        self.n_blocks = int(np.count_nonzero(sizes))
+        if self.singletons:
+            return  # the blocks are the rows themselves
+        self.labels = position[labels]  # block of every row
+        self.order = np.argsort(labels, kind="stable")
+        self.identity = bool(np.all(self.order == np.arange(n_samples)))
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.starts = starts[sizes > 0]
+        self.sizes = sizes[sizes > 0]
 
     def sums(self, log_k):
         """Log kernel sums over each fit's training part, and over all rows.
@@ -222,10 +227,10 @@ class _Round:
         ``log sum_{j in train_f} exp(log_k[:, j])`` for the round's fits,
         ``total`` the same over every row.
         """
-        a = log_k if self.identity else log_k[:, self.order]
         if self.singletons:
-            block = a
+            block = log_k
         else:
+            a = log_k if self.identity else log_k[:, self.order]
             m = np.maximum.reduceat(a, self.starts, axis=1)
             top = m.max(axis=1, keepdims=True)
             top = np.where(np.isfinite(top), top, 0.0)
@@ -275,31 +280,24 @@ def _exclude_each(block):
 def _plan(splits, n_samples):
     """Sort fits into rounds of complement fits and direct (weighted) fits.
 
-    Returns the rounds, the direct fits with the log-multiplicity of every
-    row in their training part, and the training-part size of every fit.
+    Returns the rounds, the direct fits with the multiplicity of every row in
+    their training part, and the training-part size of every fit.
     """
-    rounds, direct, log_counts, n_train = [], [], {}, []
+    if not isinstance(splits, Splits):
+        splits = Splits.from_pairs(splits, n_samples)
+    rounds, direct, counts = [], [], {}
     current_fits, current_blocks = [], []
     used = np.zeros(n_samples, dtype=bool)
-    marked = np.zeros(n_samples, dtype=bool)
-    for k, (train, test) in enumerate(splits):
-        n_train.append(len(train))
-        marked[:] = False
-        marked[train] = True
-        # a fit on every row with nothing held out is a direct fit: a
-        # complement fit needs a held-out block to leave out
-        is_complement = (
-            len(test) > 0
-            and len(train) + len(test) == n_samples
-            and np.count_nonzero(marked) == len(train)  # no repeated index
-            and not marked[test].any()
-        )
-        if not is_complement:
+    for k in range(len(splits)):
+        if not splits.is_complement(k):
+            # includes a fit on every row with nothing held out: a complement
+            # fit needs a held-out block to leave out
             direct.append(k)
-            with np.errstate(divide="ignore"):
-                count = np.bincount(train, minlength=n_samples).astype(np.float64)
-                log_counts[k] = np.log(count)
+            counts[k] = np.bincount(splits.train(k), minlength=n_samples).astype(
+                np.float64
+            )
             continue
+        test = splits.test(k)
         if used[test].any():
             rounds.append(_Round(n_samples, current_fits, current_blocks))
             current_fits, current_blocks = [], []
@@ -309,12 +307,26 @@ def _plan(splits, n_samples):
         current_blocks.append(test)
     if current_fits:
         rounds.append(_Round(n_samples, current_fits, current_blocks))
-    return rounds, direct, log_counts, np.asarray(n_train, dtype=np.float64)
+    return rounds, direct, counts, splits.train_sizes()
 
 
 # Largest error (nats) a Gaussian kernel term may take from computing squared
 # distances as |x|^2 + |y|^2 - 2 x.y with BLAS instead of exactly.
 _GEMM_TOLERANCE = 1e-10
+
+# A kernel sum below exp(-600) (the largest term, the row's own, being 1) may
+# hold terms below the smallest normal float64: such rows are summed again with
+# a shift of their own.
+_SMALLEST_FAST_SUM = math.exp(-_SHARED_SHIFT)
+
+# Rounds with more blocks than this (GroupKFold over many groups) are summed
+# by runs of sorted columns rather than through a one-hot matrix product.
+_MAX_ONEHOT_BLOCKS = 64
+
+
+def _gemm_is_exact(sq_norms, h_min):
+    bound = 8 * np.finfo(np.float64).eps * sq_norms.max() / (2 * h_min**2)
+    return bool(bound < _GEMM_TOLERANCE)
 
 
 def _distances(X, sq_norms, rows, kernel, h_min):
@@ -327,8 +339,7 @@ def _distances(X, sq_norms, rows, kernel, h_min):
     exactly as KernelDensity does.
     """
     if kernel == "gaussian" and sq_norms is not None:
-        bound = 8 * np.finfo(np.float64).eps * sq_norms.max() / (2 * h_min**2)
-        if bound < _GEMM_TOLERANCE:
+        if _gemm_is_exact(sq_norms, h_min):
             d = X[rows] @ X.T
             d *= -2.0
             d += sq_norms[rows, None]
@@ -339,14 +350,113 @@ def _distances(X, sq_norms, rows, kernel, h_min):
     return cdist(X[rows], X, metric=metric)
 
 
-def _chunk_sums(X, sq_norms, rows, plan, kernel):
-    """Log kernel sums of every fit (and of the full fit) for query ``rows``."""
-    bandwidths, rounds, direct, log_counts, full_h = plan
+class _GaussianGemm:
+    """Gaussian kernel sums of one bandwidth as two matrix products.
+
+    With the queries being rows of the data, ``exp(-|x_i - x_j|^2 / (2 h^2))``
+    is at most 1 (the row's own term) and comes from one product of augmented
+    matrices, ``[x / h^2, -|x|^2 / (2 h^2), 1] @ [x, 1, -|x|^2 / (2 h^2)].T``,
+    followed by one ``exp``: no shift, no pass over the (chunk, n) block to
+    find a maximum. The sums over the blocks of every round, the weighted
+    rows of direct fits and all rows come from a second product with a
+    membership matrix ``W``. LeaveOneOut rounds exclude each row from the row
+    total instead.
+    """
+
+    def __init__(self, Xc, sq_norms, h, rounds, direct, counts, want_full):
+        n = Xc.shape[0]
+        scale = 1.0 / (h * h)
+        half = -0.5 * scale * sq_norms
+        self.Q = np.column_stack([Xc * scale, half, np.ones(n)])
+        self.Yt = np.ascontiguousarray(np.column_stack([Xc, np.ones(n), half]).T)
+        columns, self.blocks, self.direct, self.reduced = [], [], [], []
+        width = 0
+        self.want_full = want_full
+        self.loo = [rnd for rnd in rounds if rnd.singletons]
+        for rnd in rounds:
+            if rnd.singletons:
+                continue
+            if rnd.n_blocks > _MAX_ONEHOT_BLOCKS:
+                # many groups: sum the sorted columns by runs instead
+                self.reduced.append(rnd)
+                continue
+            onehot = np.zeros((n, rnd.n_blocks))
+            onehot[np.arange(n), rnd.labels] = 1.0
+            columns.append(onehot)
+            self.blocks.append((rnd, slice(width, width + rnd.n_blocks)))
+            width += rnd.n_blocks
+        for k in direct:
+            columns.append(counts[k][:, None])
+            self.direct.append((k, width))
+            width += 1
+        self.full_column = None
+        if want_full and not self.blocks and not self.loo and not self.reduced:
+            columns.append(np.ones((n, 1)))
+            self.full_column = width
+            width += 1
+        self.W = np.hstack(columns) if columns else None
+
+    def sums(self, rows, out, fits_of_h):
+        """Fill ``out[k]`` for this bandwidth's fits; return the full sum.
+
+        Returns ``(full, bad)``: the log kernel sum over all rows (or None) and
+        a boolean mask of the query rows whose sums may have underflowed.
+        """
+        E = self.Q[rows] @ self.Yt
+        np.exp(E, out=E)
+        bad = np.zeros(len(E), dtype=bool)
+        full = None
+        with np.errstate(divide="ignore"):
+            if self.W is not None:
+                S = E @ self.W
+                bad |= (S < _SMALLEST_FAST_SUM).any(axis=1)
+                logS = np.log(S)
+                for rnd, cols in self.blocks:
+                    full = self._exclude(logS[:, cols], rnd, out, fits_of_h)
+                for k, col in self.direct:
+                    out[k] = logS[:, col]
+                if self.full_column is not None:
+                    full = logS[:, self.full_column]
+            for rnd in self.reduced:
+                S = np.add.reduceat(
+                    E if rnd.identity else E[:, rnd.order], rnd.starts, axis=1
+                )
+                bad |= (S < _SMALLEST_FAST_SUM).any(axis=1)
+                full = self._exclude(np.log(S), rnd, out, fits_of_h)
+            for i, rnd in enumerate(self.loo):
+                # the last LeaveOneOut round may overwrite E
+                work = E if i == len(self.loo) - 1 else E.copy()
+                r = np.arange(len(work))
+                top = work.argmax(axis=1)
+                e_top = work[r, top]
+                work[r, top] = 0.0
+                rest = work.sum(axis=1)
+                bad |= rest < _SMALLEST_FAST_SUM
+                total = rest + e_top
+                # total - e_j >= e_top for every other column: no cancellation
+                excluded = np.subtract(total[:, None], work, out=work)
+                excluded[r, top] = rest
+                np.log(excluded, out=excluded)
+                sel = fits_of_h[rnd.fits]
+                out[rnd.fits[sel]] = excluded[:, rnd.fit_block[sel]].T
+                full = np.log(total)
+        return (full if self.want_full else None), bad
+
+    @staticmethod
+    def _exclude(log_blocks, rnd, out, fits_of_h):
+        excluded, total = _exclude_each(log_blocks)
+        sel = fits_of_h[rnd.fits]
+        out[rnd.fits[sel]] = excluded[:, rnd.fit_block[sel]].T
+        return total
+
+
+def _slow_sums(X, sq_norms, rows, plan, kernel, out):
+    """Log kernel sums of every fit via distances and per-row shifts."""
+    bandwidths, rounds, direct, counts, full_h = plan
     distinct = set(bandwidths.tolist())
     if full_h is not None:
         distinct.add(full_h)
     dist = _distances(X, sq_norms, rows, kernel, min(distinct))
-    out = np.empty((len(bandwidths), dist.shape[0]))
     full = None
     for h in sorted(distinct):
         log_k = log_kernel(dist, h, kernel)
@@ -359,10 +469,134 @@ def _chunk_sums(X, sq_norms, rows, plan, kernel):
                     full = total
         for k in direct:
             if bandwidths[k] == h:
-                out[k] = _lse_rows(log_k + log_counts[k][None, :])
+                with np.errstate(divide="ignore"):
+                    out[k] = _lse_rows(log_k + np.log(counts[k])[None, :])
         if full_h == h and full is None:
             full = _lse_rows(log_k)
-    return out, full
+    return full
+
+
+class _KDEPlan:
+    """Everything the chunks share: the rounds, bandwidths and constants."""
+
+    def __init__(self, X, splits, bandwidth, kernel, full):
+        n, d = X.shape
+        self.n_samples = n
+        self.kernel = kernel
+        rounds, direct, counts, n_train = _plan(splits, n)
+        self.n_fits = len(n_train)
+        bandwidths = np.array([kde_bandwidth(bandwidth, m, d) for m in n_train])
+        full_h = kde_bandwidth(bandwidth, n, d) if full else None
+        check_bandwidths(bandwidths if full_h is None else [*bandwidths, full_h], X)
+        self.Xc = X - X.mean(axis=0)  # distances are translation invariant
+        self.sq_norms = (
+            np.einsum("ij,ij->i", self.Xc, self.Xc) if kernel == "gaussian" else None
+        )
+        self.slow = (bandwidths, rounds, direct, counts, full_h)
+        norms = np.array([log_kernel_norm(h, d, kernel) for h in bandwidths])
+        self.offset = (norms - np.log(n_train))[:, None]
+        self.full_offset = (
+            log_kernel_norm(full_h, d, kernel) - math.log(n) if full else None
+        )
+        distinct = sorted(set(bandwidths.tolist()) | ({full_h} - {None}))
+        self.gemm = []
+        if kernel == "gaussian" and _gemm_is_exact(self.sq_norms, distinct[0]):
+            for h in distinct:
+                fits_of_h = bandwidths == h
+                self.gemm.append(
+                    (
+                        _GaussianGemm(
+                            self.Xc,
+                            self.sq_norms,
+                            h,
+                            [r for r in rounds if fits_of_h[r.fits].any() or h == full_h],
+                            [k for k in direct if fits_of_h[k]],
+                            counts,
+                            h == full_h,
+                        ),
+                        fits_of_h,
+                    )
+                )
+
+    def chunk(self, rows):
+        """``(loglik, full)`` of query ``rows``: (n_fits, n_rows) and (n_rows,)."""
+        out = np.empty((self.n_fits, rows.stop - rows.start))
+        if self.gemm:
+            full, bad = None, np.zeros(out.shape[1], dtype=bool)
+            for gemm, fits_of_h in self.gemm:
+                f, b = gemm.sums(rows, out, fits_of_h)
+                bad |= b
+                full = f if f is not None else full
+            if bad.any():
+                # terms that may have underflowed: shift these rows one by one
+                redo = np.flatnonzero(bad)
+                part = np.empty((self.n_fits, len(redo)))
+                f = _slow_sums(
+                    self.Xc, self.sq_norms, redo + rows.start, self.slow,
+                    self.kernel, part,
+                )
+                out[:, redo] = part
+                if f is not None:
+                    full[redo] = f
+        else:
+            full = _slow_sums(self.Xc, self.sq_norms, rows, self.slow, self.kernel, out)
+        out += self.offset
+        if self.full_offset is not None:
+            full = full + self.full_offset
+        return out, full
+
+
+def default_chunk_size(n_samples, n_fits):
+    """Query rows per chunk, fixed by the problem's size alone.
+
+    Never by ``n_jobs``, so results are bit-identical whatever the number of
+    threads. About 2 MiB per (chunk, n) work array, at least 16 rows.
+    """
+    width = max(n_samples, n_fits)
+    working = get_config()["working_memory"] * 2**20
+    cap = max(1, working // (8 * 8 * width))  # a handful of work arrays
+    return int(max(1, min(n_samples, cap, max(16, 2**18 // width))))
+
+
+def kde_loglik_chunks(
+    X,
+    splits,
+    *,
+    bandwidth=1.0,
+    kernel="gaussian",
+    full=False,
+    chunk_size=None,
+    n_jobs=None,
+):
+    """Closed-form log-likelihoods of every fit, one chunk of rows at a time.
+
+    Parameters are those of :func:`kde_loglik`.
+
+    Yields
+    ------
+    rows : slice
+        The rows of this chunk, in order.
+    loglik : ndarray of shape (n_fits, n_rows)
+    full_loglik : ndarray of shape (n_rows,) or None
+    """
+    n = X.shape[0]
+    plan = _KDEPlan(X, splits, bandwidth, kernel, full)
+    if chunk_size is None:
+        chunk_size = default_chunk_size(n, plan.n_fits)
+    batches = list(gen_batches(n, chunk_size))
+    n_threads = min(effective_n_jobs(n_jobs), len(batches))
+    # threads over chunks; BLAS single-threaded inside them (also keeps
+    # results independent of the thread count)
+    with limit_threads(1):
+        if n_threads == 1:
+            for rows in batches:
+                yield (rows, *plan.chunk(rows))
+            return
+        results = Parallel(
+            n_jobs=n_threads, backend="threading", return_as="generator"
+        )(delayed(plan.chunk)(rows) for rows in batches)
+        for rows, (loglik, full_loglik) in zip(batches, results):
+            yield rows, loglik, full_loglik
 
 
 def kde_loglik(
@@ -414,35 +648,21 @@ def kde_loglik(
     >>> loglik.shape
     (3, 3)
     """
-    n, d = X.shape
-    rounds, direct, log_counts, n_train = _plan(splits, n)
-    bandwidths = np.array([kde_bandwidth(bandwidth, m, d) for m in n_train])
-    full_h = kde_bandwidth(bandwidth, n, d) if full else None
-    check_bandwidths(bandwidths if full_h is None else [*bandwidths, full_h], X)
-
-    n_threads = effective_n_jobs(n_jobs)
-    if chunk_size is None:
-        # a handful of (chunk, n) float64 work arrays per distinct bandwidth
-        working = get_config()["working_memory"] * 2**20
-        chunk_size = int(max(1, min(n, working // (8 * 6 * n))))
-        # fixed by n alone (never by n_jobs), so results are bit-identical
-        # whatever the number of threads; small enough to share out
-        chunk_size = min(chunk_size, max(64, -(-n // 16)))
-    Xc = X - X.mean(axis=0)  # distances are translation invariant
-    sq_norms = np.einsum("ij,ij->i", Xc, Xc) if kernel == "gaussian" else None
-    plan = (bandwidths, rounds, direct, log_counts, full_h)
-    batches = list(gen_batches(n, chunk_size))
-    # threads over chunks; BLAS single-threaded inside them (also keeps
-    # results independent of the thread count)
-    with limit_threads(1):
-        results = Parallel(n_jobs=n_threads, backend="threading")(
-            delayed(_chunk_sums)(Xc, sq_norms, rows, plan, kernel) for rows in batches
-        )
-    sums = np.hstack([r[0] for r in results])
-    norms = np.array([log_kernel_norm(h, d, kernel) for h in bandwidths])
-    loglik = sums - np.log(n_train)[:, None] + norms[:, None]
-    full_loglik = None
-    if full:
-        full_loglik = np.concatenate([r[1] for r in results])
-        full_loglik += log_kernel_norm(full_h, d, kernel) - math.log(n)
+    n = X.shape[0]
+    chunks = kde_loglik_chunks(
+        X,
+        splits,
+        bandwidth=bandwidth,
+        kernel=kernel,
+        full=full,
+        chunk_size=chunk_size,
+        n_jobs=n_jobs,
+    )
+    loglik, full_loglik = None, np.empty(n) if full else None
+    for rows, part, full_part in chunks:
+        if loglik is None:
+            loglik = np.empty((part.shape[0], n))
+        loglik[:, rows] = part
+        if full:
+            full_loglik[rows] = full_part
     return loglik, full_loglik
