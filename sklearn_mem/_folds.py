@@ -6,8 +6,18 @@ is drawn in the parent, and each worker fits one clone on its training part
 and returns the clone's log-likelihood of every row (not the model).
 """
 
+import hashlib
+import inspect
+import itertools
+import json
 import logging
+import os
+import shutil
+import signal
+import uuid
+import warnings
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 from joblib import Memory, effective_n_jobs
@@ -416,19 +426,28 @@ def _cached_fit_and_respond(
     )
 
 
-def fit_batched_and_score(estimator, X, trains, seeds, n_threads, verbose=0):
+def fit_batched_and_score(
+    estimator, X, trains, seeds, n_threads, verbose=0, checkpoint=None
+):
     """Fit all folds at once with ``estimator.fit_folds`` and score them.
 
     ``fit_folds(estimators, X, trains)`` trains one clone per training part
     (each already carrying its own seeds) simultaneously and returns them
     fitted, as ordinary estimators; ``score_folds(estimators, X)``, when the
-    estimator has it, scores them all at once.
+    estimator has it, scores them all at once. ``checkpoint`` (a
+    :class:`TrainingStateStore`), when given, is passed on as
+    ``fit_folds(..., checkpoint=checkpoint)`` to an estimator whose
+    ``fit_folds`` accepts it, which saves its training state there and
+    resumes from it.
     """
     clones = [set_random_states(clone(estimator), int(seed)) for seed in seeds]
+    extra = {}
+    if checkpoint is not None and _accepts_checkpoint(estimator.fit_folds):
+        extra["checkpoint"] = checkpoint
     bars = StageBars() if verbose > 0 else None
     with bars or nullcontext(), reporting(bars), limit_threads(n_threads):
         try:
-            fitted = estimator.fit_folds(clones, X, trains)
+            fitted = estimator.fit_folds(clones, X, trains, **extra)
         except Exception as exc:
             sizes = ", ".join(str(len(t)) for t in trains)
             _add_note(
@@ -455,10 +474,330 @@ def fit_batched_and_score(estimator, X, trains, seeds, n_threads, verbose=0):
         ]
 
 
+def _accepts_checkpoint(fit_folds):
+    try:
+        params = inspect.signature(fit_folds).parameters
+    except (TypeError, ValueError):
+        return False
+    return "checkpoint" in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+    )
+
+
 def _cached_fit_batched_and_score(
-    estimator, X, trains, seeds, n_threads, versions, verbose=0
+    estimator, X, trains, seeds, n_threads, versions, verbose=0, checkpoint=None
 ):
-    return fit_batched_and_score(estimator, X, trains, seeds, n_threads, verbose)
+    # the cache key of a unit of folds: estimator, data, training parts,
+    # seeds and code versions (not the threads, the display or where the
+    # training state is saved)
+    return fit_batched_and_score(
+        estimator, X, trains, seeds, n_threads, verbose, checkpoint
+    )
+
+
+#: Folder, under the location of ``memory``, of the saved training states.
+STATE_DIR = "sklearn_mem_checkpoints"
+#: Environment variable: ``training-state:N`` makes the process kill itself
+#: with SIGKILL right after its N-th save of a training state, counted over
+#: every unit the process trains (crash tests; ``_rundir`` reads the same
+#: variable for the steps of its output phase).
+KILL_AT_ENV = "SKLEARN_MEM_KILL_AT"
+_SAVES = itertools.count(1)  # saves of this process, for KILL_AT_ENV
+_STATE_FILE = "state.npz"
+_MARKER_FILE = "entry.json"
+
+
+class TrainingStateStore:
+    """The saved training state of one unit of fold-batched fits.
+
+    One file of plain arrays, ``<location>/sklearn_mem_checkpoints/<key>/
+    state.npz``, next to the cache of ``memory``: the arrays of the state,
+    its description as JSON text (stored as bytes) and a SHA-256 of both.
+    It is read with ``allow_pickle=False``, so nothing in it can run code,
+    whatever ``memory`` is (a path, a joblib.Memory or the command line's
+    run folder). Each save writes a new file and renames it over the old
+    one, so a process killed while saving leaves the previous state. A
+    state that cannot be read or whose checksum does not match is reported
+    and ignored (training starts afresh). The folder is removed once the
+    unit's result is in the cache.
+
+    Parameters
+    ----------
+    location : str or path-like
+        The location of ``memory``.
+    key : str
+        What identifies the unit (the hash of its cache key).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sklearn_mem._folds import TrainingStateStore
+    >>> store = TrainingStateStore(tempfile.mkdtemp(), "unit")
+    >>> store.load() is None
+    True
+    >>> store.save({"w": np.arange(3.0)}, {"epoch": 2})
+    >>> arrays, meta = store.load()
+    >>> arrays["w"], meta["epoch"]
+    (array([0., 1., 2.]), 2)
+    >>> store.clear()
+    >>> store.load() is None
+    True
+    """
+
+    def __init__(self, location, key):
+        self.folder = Path(location) / STATE_DIR / str(key)
+        self.key = str(key)
+        self.n_saved = 0
+
+    @property
+    def path(self):
+        """The state's file."""
+        return self.folder / _STATE_FILE
+
+    def load(self):
+        """The saved ``(arrays, meta)``, or None when there is none to use."""
+        try:
+            with np.load(self.path, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+            digest = bytes(arrays.pop("sha256")).decode("ascii")
+            if digest != _state_digest(arrays):
+                raise ValueError("its checksum does not match its arrays")
+            meta = json.loads(bytes(arrays.pop("meta")).decode("utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("its description is not a JSON object")
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - any unreadable file
+            warnings.warn(
+                f"The saved training state {self.path} cannot be used ({exc}); "
+                "it is removed and the training of its folds starts afresh.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.path.unlink(missing_ok=True)
+            return None
+        return arrays, meta
+
+    def save(self, arrays, meta):
+        """Replace the saved state by ``arrays`` (numpy) and ``meta`` (JSON-able)."""
+        payload = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
+        for reserved in ("meta", "sha256"):
+            if reserved in payload:
+                raise ValueError(f"{reserved!r} is a reserved name in a saved state")
+        payload["meta"] = np.frombuffer(
+            json.dumps(meta, allow_nan=True).encode("utf-8"), dtype=np.uint8
+        )
+        digest = _state_digest(payload)
+        payload["sha256"] = np.frombuffer(digest.encode("ascii"), dtype=np.uint8)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        marker = self.folder / _MARKER_FILE
+        if not marker.exists():
+            # what wrote the folder (a run folder's cache lists and clears
+            # folders holding an entry.json, so a stale state goes with it)
+            marker.write_text(
+                json.dumps({"format": 1, "function": "training state", "key": self.key})
+            )
+        tmp = self.folder / f".state.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            with open(tmp, "xb") as fh:
+                np.savez(fh, **payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.n_saved += 1
+        if os.environ.get(KILL_AT_ENV) == f"training-state:{next(_SAVES)}":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def clear(self):
+        """Remove the saved state (and its folder)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        try:
+            self.folder.parent.rmdir()  # only when empty
+        except OSError:
+            pass
+
+
+def _state_digest(arrays):
+    sha = hashlib.sha256()
+    for name in sorted(arrays):
+        value = np.ascontiguousarray(arrays[name])
+        sha.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
+        sha.update(value.tobytes())
+    return sha.hexdigest()
+
+
+def _state_location(memory):
+    """The folder under which training states are saved, or None."""
+    location = getattr(memory, "location", None)
+    return None if location is None else os.fspath(location)
+
+
+def fold_units(splits, n_samples):
+    """Group the splits of a fold-batched run into units trained together.
+
+    The fits are cut into rounds of consecutive splits whose held-out parts
+    are disjoint (each repeat of ``RepeatedKFold`` is a round); when there
+    are several rounds of at least two fits each, every round is a unit,
+    otherwise (one ``KFold``, ``ShuffleSplit``'s overlapping held-out parts)
+    all the fits form one unit.
+
+    Returns
+    -------
+    units : list of list of int
+        Split indices, in order; their concatenation is ``range(len(splits))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.model_selection import RepeatedKFold
+    >>> from sklearn_mem._folds import fold_units
+    >>> X = np.zeros((6, 1))
+    >>> fold_units(list(RepeatedKFold(n_splits=3, n_repeats=2).split(X)), 6)
+    [[0, 1, 2], [3, 4, 5]]
+    """
+    rounds, current = [], []
+    used = np.zeros(n_samples, dtype=bool)
+    for k, (_, test) in enumerate(splits):
+        if used[test].any():
+            rounds.append(current)
+            current = []
+            used[:] = False
+        used[test] = True
+        current.append(k)
+    rounds.append(current)
+    if len(rounds) > 1 and all(len(r) >= 2 for r in rounds):
+        return rounds
+    return [[k for r in rounds for k in r]]
+
+
+def _fit_unit(worker, estimator, X, trains, seeds, n_threads, versions, verbose, state):
+    """Fit and score one unit of folds; its saved state goes once it is cached.
+
+    ``worker`` is the cached :func:`_cached_fit_batched_and_score` (or None:
+    no cache); ``state`` is ``(location, key)`` of its
+    :class:`TrainingStateStore`, or None.
+    """
+    checkpoint = None if state is None else TrainingStateStore(*state)
+    if worker is None:
+        return fit_batched_and_score(
+            estimator, X, trains, seeds, n_threads, verbose, checkpoint
+        )
+    result = worker(
+        estimator,
+        X,
+        trains,
+        seeds,
+        n_threads,
+        versions,
+        verbose=verbose,
+        checkpoint=checkpoint,
+    )
+    if checkpoint is not None:
+        checkpoint.clear()  # the result is cached: the state has served
+    return result
+
+
+def run_batched_units(
+    estimator, X, splits, seeds, *, n_jobs, memory, verbose, n_from_cache=0
+):
+    """Fit and score every split as fold-batched units (see :func:`fold_units`).
+
+    One unit is trained in this process with the threads ``n_jobs`` asks
+    for. Several units (the repeats of ``RepeatedKFold``) are jobs of one
+    ``Parallel`` dispatch, so a Dask or Ray cluster runs them on separate
+    workers; each then runs with :func:`inner_thread_limit` threads, as a
+    single split fit would. With ``memory``, each unit is cached on its own
+    (by its estimator, data, training parts, seeds and code versions) and,
+    when ``memory`` has a location on disk, its training state is saved
+    there while it trains (``fit_folds(..., checkpoint=)``), so a killed
+    run resumes mid-training.
+
+    Returns
+    -------
+    results : list of (loglik, checkpoints), one per split
+    n_from_cache : int
+        Fits whose results were read from ``memory``.
+    """
+    import joblib
+
+    units = fold_units(splits, X.shape[0])
+    several = len(units) > 1
+    n_threads = inner_thread_limit() if several else max(1, effective_n_jobs(n_jobs))
+    seeds = np.asarray(seeds)
+    trains = [train for train, _ in splits]
+    versions = code_versions(estimator)
+    worker, location = None, None
+    if memory is not None:
+        memory = check_memory(memory)
+        worker = memory.cache(
+            _cached_fit_batched_and_score, ignore=["n_threads", "verbose", "checkpoint"]
+        )
+        location = _state_location(memory)
+    calls = []
+    data_key = joblib.hash(X) if location is not None else None
+    for unit in units:
+        unit_trains = [trains[k] for k in unit]
+        unit_seeds = seeds if not several else seeds[unit]
+        state = None
+        if location is not None:
+            key = joblib.hash(
+                (
+                    "training state",
+                    estimator,
+                    data_key,
+                    unit_trains,
+                    unit_seeds,
+                    versions,
+                )
+            )
+            state = (location, key)
+        if worker is not None and worker.check_call_in_cache(
+            estimator, X, unit_trains, unit_seeds, n_threads, versions
+        ):
+            n_from_cache += len(unit)
+        calls.append(
+            (
+                worker,
+                estimator,
+                X,
+                unit_trains,
+                unit_seeds,
+                n_threads,
+                versions,
+                0 if several else verbose,
+                state,
+            )
+        )
+    if n_from_cache < len(trains):
+        # long work: say so once, even when silent (verbose=0)
+        logger.info(
+            "training the %d fits of %s as %s on %d thread(s)%s; this can take "
+            "minutes (verbose=1 shows progress bars)",
+            len(trains),
+            type(estimator).__name__,
+            "one fold-batched model"
+            if not several
+            else f"{len(units)} fold-batched units of {len(units[0])}",
+            n_threads,
+            "" if not several else " each",
+        )
+    if not several:
+        per_unit = [_fit_unit(*calls[0])]
+    else:
+        done = dispatch(
+            [delayed(_fit_unit)(*call) for call in calls],
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
+        per_unit = list(
+            progress(done, total=len(calls), enabled=verbose > 0, desc="units of fits")
+        )
+    results = [result for unit_results in per_unit for result in unit_results]
+    return results, n_from_cache
 
 
 def dispatch(jobs, *, n_jobs, verbose=0):
@@ -514,8 +853,8 @@ def run_fits(
     With ``refit_seed`` (not None), the refit on all of ``X`` is one more
     job of the same dispatch: it starts first, being the largest fit, and
     runs alongside the split fits instead of alone after them. It is never
-    cached. (A fold-batched run trains the folds in one call; its refit
-    follows it.)
+    cached. (A fold-batched run trains its units of folds first, see
+    :func:`run_batched_units`; its refit follows them.)
 
     Returns
     -------
@@ -529,32 +868,9 @@ def run_fits(
     n_from_cache = 0
     refit = None
     if batched:
-        # one process trains every fold: it gets the cores n_jobs asks for
-        n_threads = max(1, effective_n_jobs(n_jobs))
-        trains = [train for train, _ in splits]
-        cached = None
-        if memory is not None:
-            cached = check_memory(memory).cache(
-                _cached_fit_batched_and_score, ignore=["n_threads", "verbose"]
-            )
-            args = (estimator, X, trains, seeds, n_threads, code_versions(estimator))
-            if cached.check_call_in_cache(*args, verbose=verbose):
-                n_from_cache = len(splits)
-        if not n_from_cache:
-            # long work: say so once, even when silent (verbose=0)
-            logger.info(
-                "training the %d fits of %s as one fold-batched model on %d "
-                "thread(s); this can take minutes (verbose=1 shows progress bars)",
-                len(splits),
-                type(estimator).__name__,
-                n_threads,
-            )
-        if cached is None:
-            results = fit_batched_and_score(
-                estimator, X, trains, seeds, n_threads, verbose
-            )
-        else:
-            results = cached(*args, verbose=verbose)
+        results, n_from_cache = run_batched_units(
+            estimator, X, splits, seeds, n_jobs=n_jobs, memory=memory, verbose=verbose
+        )
         if refit_seed is not None:
             refit = refit_and_score(
                 estimator, X, fit_params, refit_seed, inner_thread_limit()

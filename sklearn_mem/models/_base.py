@@ -30,6 +30,8 @@ one loop, :func:`_score_chunks`, whose single-net case is
 import inspect
 import logging
 import numbers
+import time
+import warnings
 
 import numpy as np
 import torch
@@ -40,6 +42,7 @@ from skorch import NeuralNet
 from skorch.callbacks import PrintLog
 from skorch.dataset import Dataset as SkorchDataset
 from skorch.dataset import unpack_data
+from skorch.history import History
 from skorch.utils import is_dataset
 from torch.utils.data import DataLoader
 
@@ -251,6 +254,21 @@ class DensityNet(DensityMixin, NeuralNet):
         can score data as the model was at that point of training. Inside a
         :class:`~sklearn_mem.MemorizationScorer` this gives the memorization
         score at every checkpoint (``epoch_memorization_scores_``).
+    save_state_every : int or None, default=None
+        In a fold-batched fit inside a :class:`~sklearn_mem.MemorizationScorer`
+        with ``memory``, save the whole training state of the batched folds
+        (stacked weights, Adam moments and step counts, the random generators
+        of batch order and noise, history, checkpoints) into the cache every
+        this many epochs, so that a run killed mid-training resumes from the
+        last saved epoch and gives bit-identical scores (see the user guide's
+        "Resuming deep-model runs"). None: no epoch-count schedule.
+    save_state_seconds : float or None, default=60.0
+        Also save the training state at the end of an epoch when this many
+        seconds have passed since the last save (or the start). With either
+        schedule the state is saved after the last epoch too, before the
+        (often long) scoring. None together with ``save_state_every=None``
+        turns saving (and resuming) off. Neither parameter changes the
+        scores; both are part of the cache key like every parameter.
     device : str or torch.device, default="cpu"
         Device to train and score on. A net pickled on a GPU loads on the CPU
         when no GPU is available.
@@ -318,6 +336,8 @@ class DensityNet(DensityMixin, NeuralNet):
         random_state=None,
         score_seed=0,
         checkpoint_epochs=None,
+        save_state_every=None,
+        save_state_seconds=60.0,
         device="cpu",
         verbose=0,
         **kwargs,
@@ -325,6 +345,8 @@ class DensityNet(DensityMixin, NeuralNet):
         self.random_state = random_state
         self.score_seed = score_seed
         self.checkpoint_epochs = checkpoint_epochs
+        self.save_state_every = save_state_every
+        self.save_state_seconds = save_state_seconds
         kwargs.setdefault("iterator_train__shuffle", True)
         kwargs.setdefault("iterator_train__num_workers", 0)
         kwargs.setdefault("iterator_valid__num_workers", 0)
@@ -578,7 +600,7 @@ class DensityNet(DensityMixin, NeuralNet):
             "global": int(seeds[2]),
         }
 
-    def fit_folds(self, estimators, X, trains):
+    def fit_folds(self, estimators, X, trains, *, checkpoint=None):
         """Fit clones of this net on several training parts at once.
 
         The fold-batching protocol of :class:`~sklearn_mem.MemorizationScorer`
@@ -601,6 +623,16 @@ class DensityNet(DensityMixin, NeuralNet):
             All the data.
         trains : list of ndarray of int
             The training rows of each clone.
+        checkpoint : object or None, default=None
+            Where a batched fit saves its training state and finds it again
+            (:class:`~sklearn_mem.MemorizationScorer` passes one per unit of
+            folds when it has ``memory``): ``load()`` returns ``(arrays,
+            meta)`` (a dict of numpy arrays and a JSON-able dict) or None, and
+            ``save(arrays, meta)`` replaces what was saved. When a saved
+            state is found, training continues after its epoch and ends
+            exactly as the uninterrupted fit would; ``save_state_every`` and
+            ``save_state_seconds`` say when to save. Ignored by fits made one
+            by one.
 
         Returns
         -------
@@ -617,7 +649,7 @@ class DensityNet(DensityMixin, NeuralNet):
         reason = _batched.batching_unavailable_reason(estimators)
         if reason is None:
             try:
-                return _fit_batched(estimators, X, trains)
+                return _fit_batched(estimators, X, trains, checkpoint)
             except _batched.NotBatchable as exc:
                 reason = str(exc)
         logger.debug("fit_folds: fitting the folds one by one: %s", reason)
@@ -718,6 +750,7 @@ class DensityNet(DensityMixin, NeuralNet):
                     "sequence of positive integers (epochs counted from 1), "
                     "e.g. (10, 50, 100)."
                 )
+        _save_schedule(self)  # fail early, whichever way the net is trained
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Keep a copy of the weights at the requested epochs."""
@@ -991,7 +1024,104 @@ def _fit_sequential(estimators, X, trains):
     return fitted
 
 
-def _fit_batched(nets, X, trains):
+def _save_schedule(net):
+    """Validated ``(save_state_every, save_state_seconds)`` of ``net``."""
+    every, seconds = net.save_state_every, net.save_state_seconds
+    if every is not None and (
+        not isinstance(every, numbers.Integral) or isinstance(every, bool) or every < 1
+    ):
+        raise ValueError(
+            f"save_state_every={every!r}; expected a positive number of epochs "
+            "(e.g. 10) or None."
+        )
+    if seconds is not None and (
+        not isinstance(seconds, numbers.Real)
+        or isinstance(seconds, bool)
+        or not seconds >= 0
+    ):
+        raise ValueError(
+            f"save_state_seconds={seconds!r}; expected a non-negative number of "
+            "seconds (e.g. 60) or None."
+        )
+    return every, seconds
+
+
+# what a saved training state holds besides the arrays; a state of another
+# format is not loaded (the run then starts afresh)
+_STATE_FORMAT = 1
+
+
+def _training_state(stack, nets, epoch):
+    """The state after ``epoch`` epochs: (arrays, JSON-able meta)."""
+    arrays = stack.training_state()
+    snapshots = []
+    for k, net in enumerate(nets):
+        epochs = sorted(int(e) for e in getattr(net, "checkpoints_", {}))
+        snapshots.append(epochs)
+        for e in epochs:
+            for name, value in net.checkpoints_[e].items():
+                arrays[f"snapshot:{k}:{e}:{name}"] = value.detach().cpu().numpy()
+    meta = {
+        "format": _STATE_FORMAT,
+        "epoch": int(epoch),
+        "n_folds": len(nets),
+        "histories": [net.history.to_list() for net in nets],
+        "snapshots": snapshots,
+    }
+    return arrays, meta
+
+
+def _restore_training_state(stack, nets, arrays, meta):
+    """Put a saved state back; return its epoch. Raises ValueError if unfit."""
+    if not isinstance(meta, dict) or meta.get("format") != _STATE_FORMAT:
+        raise ValueError("the saved state has another format")
+    if meta.get("n_folds") != len(nets):
+        raise ValueError(f"the saved state has {meta.get('n_folds')} folds")
+    epoch = int(meta["epoch"])
+    histories, snapshots = meta["histories"], meta["snapshots"]
+    if not 0 <= epoch <= nets[0].max_epochs or any(len(h) != epoch for h in histories):
+        raise ValueError(f"the saved state is at epoch {epoch}")
+    if len(histories) != len(nets) or len(snapshots) != len(nets):
+        raise ValueError("the saved state has another number of folds")
+    stack_arrays = {
+        name: value
+        for name, value in arrays.items()
+        if not name.startswith("snapshot:")
+    }
+    stack.load_training_state(stack_arrays)  # checks before it changes anything
+    for k, net in enumerate(nets):
+        net.history = History(histories[k])
+        _restore_best_scores(net)
+        prefix = f"snapshot:{k}:"
+        net.checkpoints_ = {}
+        for e in snapshots[k]:
+            head = f"{prefix}{int(e)}:"
+            net.checkpoints_[int(e)] = {
+                name[len(head) :]: torch.from_numpy(value.copy())
+                for name, value in arrays.items()
+                if name.startswith(head)
+            }
+    return epoch
+
+
+def _restore_best_scores(net):
+    """Give the net's scoring callbacks the best score of its restored history.
+
+    A callback that marks the best epoch (``<name>_best`` in the history,
+    e.g. the default ``train_loss``) compares each epoch with the best
+    score so far, which it keeps itself; after a restore it takes it from
+    the history, as skorch's scoring callbacks do in ``on_train_begin``.
+    """
+    for _, cb in net.callbacks_:
+        name = getattr(cb, "name", None)
+        if not isinstance(name, str) or not hasattr(cb, "best_score_"):
+            continue
+        best = [row[name] for row in net.history if row.get(f"{name}_best") is True]
+        if best:
+            cb.best_score_ = best[-1]
+
+
+def _fit_batched(nets, X, trains, checkpoint=None):
     """Train ``nets[k]`` on ``X[trains[k]]`` as one stacked model.
 
     Each net is prepared exactly as its own ``fit`` prepares it (module,
@@ -999,12 +1129,23 @@ def _fit_batched(nets, X, trains):
     trains the stacked modules; every net then gets its weights, optimizer
     state, history, checkpoints and callback calls as its sequential fit
     would.
+
+    With ``checkpoint`` (see :meth:`DensityNet.fit_folds`), a saved state is
+    loaded before the first epoch and training continues after it; the
+    state is saved on the nets' schedule (``save_state_every``,
+    ``save_state_seconds``) and after the last epoch. What is saved is
+    everything the remaining epochs read (:meth:`FoldStack.training_state`,
+    the histories and the weight snapshots of ``checkpoint_epochs``), so a
+    resumed fit computes the same numbers as one that was never stopped.
     """
     X_parts = []
     for net, train in zip(nets, trains):
         net.initialize()
         X_parts.append(net._prepare_training(_safe_indexing(X, train)))
     first = nets[0]
+    every, seconds = _save_schedule(first)
+    if every is None and seconds is None:
+        checkpoint = None
     adam = _batched.adam_config([net.optimizer_ for net in nets])
     if any(torch.device(net.device) != torch.device(first.device) for net in nets):
         raise _batched.NotBatchable("the nets are on different devices")
@@ -1033,8 +1174,31 @@ def _fit_batched(nets, X, trains):
 
     for net, Xk in zip(nets, X_parts):
         net.notify("on_train_begin", X=Xk, y=None)
+    start = 0
+    if checkpoint is not None:
+        saved = checkpoint.load()
+        if saved is not None:
+            try:
+                start = _restore_training_state(stack, nets, *saved)
+            except (ValueError, KeyError, TypeError) as exc:
+                # checked before anything is restored: the nets are fresh
+                warnings.warn(
+                    f"The saved training state of these {len(nets)} folds does "
+                    f"not fit them ({exc}); training starts afresh.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            else:
+                logger.info(
+                    "resuming the fold-batched training of %d fits after epoch "
+                    "%d of %d (saved state)",
+                    len(nets),
+                    start,
+                    first.max_epochs,
+                )
+    last_save = time.monotonic()
     try:
-        for epoch in range(first.max_epochs):
+        for epoch in range(start, first.max_epochs):
             for net in nets:
                 net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
             losses, sizes, counts = stack.run_epoch()
@@ -1051,8 +1215,16 @@ def _fit_batched(nets, X, trains):
             if len(first.history) in checkpoints:
                 stack.unstack()
             for net in nets:
-                net._notify_epoch_end(first_epoch=epoch == 0)
+                net._notify_epoch_end(first_epoch=epoch == start)
             _report("training epochs (all folds)", epoch + 1, first.max_epochs)
+            done = epoch + 1
+            if checkpoint is not None and (
+                done == first.max_epochs
+                or (every is not None and done % every == 0)
+                or (seconds is not None and time.monotonic() - last_save >= seconds)
+            ):
+                checkpoint.save(*_training_state(stack, nets, done))
+                last_save = time.monotonic()
     finally:
         stack.unstack()
     for k, net in enumerate(nets):

@@ -568,6 +568,89 @@ class FoldStack:
         """The ``torch.optim.Adam`` state of fold ``k``, keyed by its params."""
         return self.optimizer.state_for_fold(k)
 
+    def training_state(self):
+        """Everything the next epochs depend on, as plain numpy arrays.
+
+        The stacked weights and buffers, the Adam moments and per-fold step
+        counts, and the states of the folds' shuffle and noise generators;
+        :meth:`load_training_state` puts them back, after which the next
+        epochs compute exactly what they would have computed without the
+        round trip (the batches of an epoch are planned from the shuffle
+        generators at its start, and nothing else carries over).
+
+        Returns
+        -------
+        arrays : dict of str to ndarray
+        """
+        arrays = {}
+        for name, t in self.stacked.state_dict().items():
+            arrays[f"module:{name}"] = _to_numpy(t)
+        opt = self.optimizer
+        moments = [("exp_avg", opt.exp_avg), ("exp_avg_sq", opt.exp_avg_sq)]
+        if opt.amsgrad:
+            moments.append(("max_exp_avg_sq", opt.max_exp_avg_sq))
+        for name, tensors in moments:
+            for i, t in enumerate(tensors):
+                arrays[f"adam:{name}:{i}"] = _to_numpy(t)
+        arrays["adam:steps"] = np.asarray(opt.steps, dtype=np.int64)
+        for name, gens in self._generators():
+            arrays[f"rng:{name}"] = np.stack([_to_numpy(g.get_state()) for g in gens])
+        return arrays
+
+    def load_training_state(self, arrays):
+        """Restore what :meth:`training_state` returned.
+
+        Raises
+        ------
+        ValueError
+            When ``arrays`` do not fit this stack (another model, other
+            folds or optimizer settings); nothing is changed then.
+        """
+        expected = set(self.training_state())
+        if set(arrays) != expected:
+            missing = sorted(expected - set(arrays))[:3]
+            extra = sorted(set(arrays) - expected)[:3]
+            raise ValueError(
+                f"the saved state holds other tensors (missing {missing}, "
+                f"unexpected {extra})"
+            )
+        current = self.training_state()
+        for name, value in arrays.items():
+            if value.shape != current[name].shape or value.dtype != current[name].dtype:
+                raise ValueError(
+                    f"the saved {name} has shape {value.shape} and dtype "
+                    f"{value.dtype}; expected {current[name].shape} and "
+                    f"{current[name].dtype}"
+                )
+        with torch.no_grad():
+            self.stacked.load_state_dict(
+                {
+                    name[len("module:") :]: torch.from_numpy(value.copy())
+                    for name, value in arrays.items()
+                    if name.startswith("module:")
+                }
+            )
+            opt = self.optimizer
+            for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+                for i, t in enumerate(getattr(opt, name)):
+                    t.copy_(torch.from_numpy(arrays[f"adam:{name}:{i}"].copy()))
+        opt.steps = [int(s) for s in arrays["adam:steps"]]
+        # step tensors are rebuilt from the counts at the next update
+        opt._shared_steps = opt._shared_count = None
+        for name, gens in self._generators():
+            for g, state in zip(gens, arrays[f"rng:{name}"]):
+                g.set_state(torch.from_numpy(state.copy()))
+
+    def _generators(self):
+        if self.shuffle_generators is not None:
+            yield "shuffle", self.shuffle_generators
+        if self.noise is not None:
+            yield "noise", self.noise.generators
+
+
+def _to_numpy(tensor):
+    return tensor.detach().to("cpu", copy=True).numpy()
+
 
 # ----------------------------------------------------------------------
 # The protocol seen from a list of nets
