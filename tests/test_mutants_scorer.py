@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.neighbors import KernelDensity
 
-from sklearn_mem import MemorizationScorer
+from sklearn_mem import MemorizationScorer, MemorizationWarning
 from sklearn_mem._kde import check_bandwidths, kde_bandwidth
 from sklearn_mem._scorer import (
     _estimator_has,
@@ -760,3 +760,169 @@ def test_kde_bandwidth_equals_scikit_learns(n, d):
         assert kde_bandwidth(rule, n, d) == pytest.approx(expected, rel=1e-12)
     assert kde_bandwidth(0.25, n, d) == 0.25
     assert kde_bandwidth("0.5", n, d) == 0.5
+
+
+# ---------------------------------------------------------------------------
+# fit_transform's arguments, metadata routing, repeats vs subsampling
+# ---------------------------------------------------------------------------
+
+
+def test_fit_transform_passes_labels_groups_and_fit_parameters():
+    from sklearn.model_selection import GroupKFold
+
+    X = _grid()
+    weights = np.linspace(0.5, 3.0, len(X))
+    kde = MemorizationScorer(KernelDensity(bandwidth=0.8), cv=3, random_state=0)
+    weighted = kde.fit_transform(X, sample_weight=weights)[:, 0]
+    np.testing.assert_array_equal(
+        weighted, kde.fit(X, sample_weight=weights).memorization_scores_
+    )
+    assert not np.allclose(weighted, kde.fit(X).memorization_scores_)
+
+    groups = np.arange(len(X)) % 4
+    grouped = MemorizationScorer(KernelDensity(bandwidth=0.8), cv=GroupKFold(4))
+    M = grouped.fit_transform(X, groups=groups)[:, 0]
+    for row in grouped.in_mask_:  # a group is in or out of a fit as a whole
+        assert all(len(set(row[groups == g])) == 1 for g in range(4))
+    np.testing.assert_array_equal(M, grouped.fit(X, groups=groups).memorization_scores_)
+
+    y = (X[:, 0] > 2).astype(int)
+    clf = MemorizationScorer(LogisticRegression(), cv=3, random_state=0)
+    M = clf.fit_transform(X, y)[:, 0]
+    np.testing.assert_array_equal(M, clf.fit(X, y).memorization_scores_)
+
+
+def test_metadata_routing_reaches_the_estimator_and_names_the_scorer():
+    import sklearn
+    from sklearn.model_selection import GroupKFold
+
+    X = _grid()
+    groups = np.arange(len(X)) % 4
+    weights = np.linspace(0.5, 3.0, len(X))
+    plain = MemorizationScorer(KernelDensity(bandwidth=0.8), cv=GroupKFold(4))
+    expected = plain.fit(X, groups=groups, sample_weight=weights).memorization_scores_
+    assert not np.allclose(expected, plain.fit(X, groups=groups).memorization_scores_)
+    with sklearn.config_context(enable_metadata_routing=True):
+        kde = KernelDensity(bandwidth=0.8).set_fit_request(sample_weight=True)
+        mem = MemorizationScorer(kde, cv=GroupKFold(4))
+        got = mem.fit(X, groups=groups, sample_weight=weights).memorization_scores_
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+        unset = MemorizationScorer(KernelDensity(bandwidth=0.8), cv=GroupKFold(4))
+        with pytest.raises(Exception, match=r"used within MemorizationScorer\.fit"):
+            unset.fit(X, groups=groups, sample_weight=weights)
+
+
+def _masks(cv, n):
+    return np.array(
+        [np.isin(np.arange(n), train) for train, _ in cv.split(np.zeros((n, 1)))]
+    )
+
+
+def test_rounds_partition_tells_repeats_from_subsamples():
+    from sklearn.model_selection import KFold, RepeatedKFold, ShuffleSplit
+
+    from sklearn_mem._aggregate import split_rounds
+    from sklearn_mem._scorer import _rounds_partition
+
+    for cv, partition in [
+        (KFold(3), True),
+        (RepeatedKFold(n_splits=3, n_repeats=3, random_state=0), True),
+        (RepeatedKFold(n_splits=2, n_repeats=2, random_state=0), True),
+        (ShuffleSplit(6, train_size=0.5, random_state=0), False),
+    ]:
+        in_mask = _masks(cv, 9)
+        assert _rounds_partition(in_mask, split_rounds(in_mask)) is partition
+    # two rounds, the second of which holds sample 0 out twice
+    in_mask = _masks(KFold(3), 9)
+    in_mask = np.vstack([in_mask, in_mask[[0, 0, 1]]])
+    assert _rounds_partition(in_mask, np.array([0, 0, 0, 1, 1, 1])) is False
+
+
+def test_supervised_standard_error_of_subsamples_and_of_repeats():
+    from sklearn.model_selection import RepeatedKFold, ShuffleSplit
+
+    from sklearn_mem._aggregate import repeat_standard_error
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(24, 2))
+    y = (X[:, 0] + 0.5 * rng.normal(size=24) > 0).astype(int)
+    sub = MemorizationScorer(
+        LogisticRegression(),
+        cv=ShuffleSplit(10, train_size=0.6, random_state=0),
+        response="correct",
+        aggregate="mean",
+        random_state=0,
+    ).fit(X, y)
+    se = _stderr_loop(sub.loglik_, sub.in_mask_, "mean")
+    np.testing.assert_allclose(sub.memorization_stderr_, se, rtol=1e-9)
+    rep = MemorizationScorer(
+        LogisticRegression(), cv=RepeatedKFold(n_splits=3, n_repeats=3, random_state=0)
+    ).fit(X, y)
+    rounds = np.repeat([0, 1, 2], 3)
+    se, _ = repeat_standard_error(rep.loglik_, rep.in_mask_, rounds)
+    np.testing.assert_allclose(rep.memorization_stderr_, se, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# memorization at every checkpoint
+# ---------------------------------------------------------------------------
+
+
+class _TwoCheckpoints(BaseEstimator):
+    """Log-likelihoods at epochs 1 and 2 that depend on the training rows."""
+
+    def fit(self, X, y=None):
+        self.center_ = np.asarray(X).mean(axis=0)
+        self.checkpoints_ = [1, 2]
+        return self
+
+    def _at(self, X, epoch):
+        return -((np.asarray(X) - self.center_) ** 2).sum(axis=1) / epoch
+
+    def score_samples(self, X):
+        return self._at(X, 3)
+
+    def score_samples_checkpoints(self, X):
+        return [1, 2], [self._at(X, epoch) for epoch in (1, 2)]
+
+
+@pytest.mark.parametrize("aggregate", ["logmeanexp", "mean"])
+def test_memorization_at_every_checkpoint(aggregate):
+    from sklearn.model_selection import ShuffleSplit
+
+    X = _grid()
+    cv = ShuffleSplit(5, train_size=0.5, random_state=0)
+    mem = MemorizationScorer(_TwoCheckpoints(), cv=cv, aggregate=aggregate)
+    mem.fit(X)
+    np.testing.assert_array_equal(mem.epochs_, [1, 2])
+    for e, epoch in enumerate((1, 2)):
+        rows = np.vstack(
+            [
+                -((X - X[train].mean(axis=0)) ** 2).sum(axis=1) / epoch
+                for train, _ in cv.split(X)
+            ]
+        )
+        np.testing.assert_allclose(mem.epoch_loglik_[e], rows, rtol=1e-12)
+        expected = [
+            _difference(
+                _side(rows[mem.in_mask_[:, i], i], aggregate),
+                _side(rows[~mem.in_mask_[:, i], i], aggregate),
+            )
+            for i in range(len(X))
+        ]
+        _assert_same(mem.epoch_memorization_scores_[e], np.array(expected))
+
+
+def test_one_fit_with_checkpoints_warns_once():
+    from sklearn.model_selection import ShuffleSplit
+
+    X = _grid()
+    mem = MemorizationScorer(
+        _TwoCheckpoints(), cv=ShuffleSplit(1, train_size=0.5, random_state=0)
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mem.fit(X)
+    assert [w.category for w in caught] == [MemorizationWarning]
+    assert np.isnan(mem.epoch_memorization_scores_).all()
+    assert mem.epoch_memorization_scores_.shape == (2, len(X))
