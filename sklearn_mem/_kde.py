@@ -26,7 +26,9 @@ import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.spatial.distance import cdist
 from sklearn import get_config
-from sklearn.utils import gen_batches
+from sklearn.utils import Bunch, gen_batches
+
+from ._aggregate import aggregate_loglik
 
 from ._splits import Splits
 from ._threads import limit_threads
@@ -212,7 +214,9 @@ class _Round:
         self.fit_block = position[: len(blocks)]
         self.n_blocks = int(np.count_nonzero(sizes))
         if self.singletons:
-            return  # the blocks are the rows themselves
+            # the blocks are the rows themselves: each fit leaves out one row
+            self.fit_row = np.array([rows[0] for rows in blocks], dtype=np.intp)
+            return
         self.labels = position[labels]  # block of every row
         self.order = np.argsort(labels, kind="stable")
         self.identity = bool(np.all(self.order == np.arange(n_samples)))
@@ -228,7 +232,8 @@ class _Round:
         ``total`` the same over every row.
         """
         if self.singletons:
-            block = log_k
+            excluded, total = _exclude_each(log_k)
+            return excluded[:, self.fit_row], total
         else:
             a = log_k if self.identity else log_k[:, self.order]
             m = np.maximum.reduceat(a, self.starts, axis=1)
@@ -426,20 +431,8 @@ class _GaussianGemm:
             for i, rnd in enumerate(self.loo):
                 # the last LeaveOneOut round may overwrite E
                 work = E if i == len(self.loo) - 1 else E.copy()
-                r = np.arange(len(work))
-                top = work.argmax(axis=1)
-                e_top = work[r, top]
-                work[r, top] = 0.0
-                rest = work.sum(axis=1)
-                bad |= rest < _SMALLEST_FAST_SUM
-                total = rest + e_top
-                # total - e_j >= e_top for every other column: no cancellation
-                excluded = np.subtract(total[:, None], work, out=work)
-                excluded[r, top] = rest
-                np.log(excluded, out=excluded)
-                sel = fits_of_h[rnd.fits]
-                out[rnd.fits[sel]] = excluded[:, rnd.fit_block[sel]].T
-                full = np.log(total)
+                full, b = _leave_one_out_sums(work, rows, rnd, out, fits_of_h)
+                bad |= b
         return (full if self.want_full else None), bad
 
     @staticmethod
@@ -448,6 +441,34 @@ class _GaussianGemm:
         sel = fits_of_h[rnd.fits]
         out[rnd.fits[sel]] = excluded[:, rnd.fit_block[sel]].T
         return total
+
+
+def _leave_one_out_sums(E, rows, rnd, out, fits_of_h):
+    """Kernel sums of LeaveOneOut fits from the kernel values ``E`` (overwritten).
+
+    The sum without column ``j`` is ``total - E[:, j]``: for every column but
+    the row's own, the remainder holds the own term (the largest, 1), so the
+    subtraction loses nothing. The own column is subtracted too where the
+    other terms hold at least half the total (duplicated rows then get
+    bit-identical scores), and summed anew otherwise.
+    """
+    r = np.arange(len(E))
+    own = np.arange(rows.start, rows.stop)
+    e_own = E[r, own]
+    total = E.sum(axis=1)
+    rest = total - e_own
+    alone = np.flatnonzero(rest < e_own)  # the own term dominates
+    if alone.size:
+        E[alone, own[alone]] = 0.0
+        rest[alone] = E[alone].sum(axis=1)
+    bad = rest < _SMALLEST_FAST_SUM
+    excluded = np.subtract(total[:, None], E, out=E)
+    excluded[r, own] = rest
+    with np.errstate(divide="ignore"):
+        np.log(excluded, out=excluded)
+    sel = fits_of_h[rnd.fits]
+    out[rnd.fits[sel]] = excluded[:, rnd.fit_row[sel]].T
+    return np.log(total), bad
 
 
 def _slow_sums(X, sq_norms, rows, plan, kernel, out):
@@ -518,6 +539,68 @@ class _KDEPlan:
                     )
                 )
 
+    def leave_one_out_only(self):
+        """Whether the fits are LeaveOneOut's at one bandwidth, in product form."""
+        bandwidths, rounds, direct, _, _ = self.slow
+        return (
+            len(self.gemm) == 1
+            and len(rounds) == 1
+            and rounds[0].singletons
+            and not direct
+            and len(rounds[0].fits) == self.n_samples
+        )
+
+    def leave_one_out_chunk(self, rows):
+        """U and V (logmeanexp) of LeaveOneOut fits for query ``rows``.
+
+        Sample ``i``'s "in" fits are all but one, and their kernel sums add
+        up to ``(n - 2) * total_i + e_ii`` (``total_i`` the sum over every row,
+        ``e_ii`` its own term): U needs no log-likelihood of any single fit.
+        V is the one fit that leaves ``i`` out. Rows whose sums may have
+        underflowed are aggregated from their per-fit log-likelihoods.
+        """
+        n = self.n_samples
+        gemm, _ = self.gemm[0]
+        rnd = self.slow[1][0]
+        E = gemm.Q[rows] @ gemm.Yt
+        np.exp(E, out=E)
+        r = np.arange(len(E))
+        own = np.arange(rows.start, rows.stop)
+        e_own = E[r, own]
+        total = E.sum(axis=1)
+        rest = total - e_own
+        alone = np.flatnonzero(rest < e_own)
+        if alone.size:
+            E[alone, own[alone]] = 0.0
+            rest[alone] = E[alone].sum(axis=1)
+        leaves_out = np.empty(n, dtype=np.intp)
+        leaves_out[rnd.fit_row] = np.arange(n)  # the fit that leaves out row i
+        offset = self.offset[leaves_out[own], 0]
+        with np.errstate(divide="ignore"):
+            V = np.log(rest) + offset
+            U = np.log((n - 2) * total + e_own) - math.log(n - 1) + offset
+            full = None
+            if self.full_offset is not None:
+                full = np.log(total) + self.full_offset
+        bad = np.flatnonzero(rest < _SMALLEST_FAST_SUM)
+        if bad.size:
+            part = np.empty((self.n_fits, bad.size))
+            f = _slow_sums(
+                self.Xc, self.sq_norms, own[bad], self.slow, self.kernel, part
+            )
+            part += self.offset
+            in_mask = np.ones_like(part, dtype=bool)
+            in_mask[leaves_out[own[bad]], np.arange(bad.size)] = False
+            redone = aggregate_loglik(part, in_mask, warn=False)
+            U[bad], V[bad] = redone.in_loglik, redone.out_loglik
+            if full is not None:
+                full[bad] = f + self.full_offset
+        counts = np.full(len(own), n - 1)
+        aggregated = Bunch(
+            in_loglik=U, out_loglik=V, n_in=counts, n_out=np.ones_like(counts)
+        )
+        return aggregated, full
+
     def chunk(self, rows):
         """``(loglik, full)`` of query ``rows``: (n_fits, n_rows) and (n_rows,)."""
         out = np.empty((self.n_fits, rows.stop - rows.start))
@@ -567,10 +650,15 @@ def kde_loglik_chunks(
     full=False,
     chunk_size=None,
     n_jobs=None,
+    aggregated=False,
 ):
     """Closed-form log-likelihoods of every fit, one chunk of rows at a time.
 
-    Parameters are those of :func:`kde_loglik`.
+    Parameters are those of :func:`kde_loglik`; with ``aggregated=True``,
+    LeaveOneOut fits of the Gaussian kernel yield, in place of ``loglik``, a
+    Bunch of their logmeanexp aggregates (``in_loglik``, ``out_loglik``,
+    ``n_in``, ``n_out``) computed from the kernel sums directly (the same
+    values, to rounding, at the cost of the kernel sums alone).
 
     Yields
     ------
@@ -584,17 +672,20 @@ def kde_loglik_chunks(
     if chunk_size is None:
         chunk_size = default_chunk_size(n, plan.n_fits)
     batches = list(gen_batches(n, chunk_size))
+    work = plan.chunk
+    if aggregated and plan.leave_one_out_only():
+        work = plan.leave_one_out_chunk
     n_threads = min(effective_n_jobs(n_jobs), len(batches))
     # threads over chunks; BLAS single-threaded inside them (also keeps
     # results independent of the thread count)
     with limit_threads(1):
         if n_threads == 1:
             for rows in batches:
-                yield (rows, *plan.chunk(rows))
+                yield (rows, *work(rows))
             return
         results = Parallel(
             n_jobs=n_threads, backend="threading", return_as="generator"
-        )(delayed(plan.chunk)(rows) for rows in batches)
+        )(delayed(work)(rows) for rows in batches)
         for rows, (loglik, full_loglik) in zip(batches, results):
             yield rows, loglik, full_loglik
 

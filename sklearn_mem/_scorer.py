@@ -3,6 +3,7 @@
 from numbers import Integral
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import (
     BaseEstimator,
     MetaEstimatorMixin,
@@ -35,10 +36,10 @@ from sklearn.utils.validation import (
 
 from ._aggregate import (
     AGGREGATES,
+    _warn_undefined,
     aggregate_loglik,
     repeat_interval,
     repeat_standard_error,
-    split_rounds,
 )
 from ._folds import (
     MAX_SEED,
@@ -46,11 +47,11 @@ from ._folds import (
     check_loglik,
     draw_seeds,
     fit_seeded_clone,
-    materialize_splits,
     run_fits,
     set_random_states,
 )
-from ._kde import KERNELS, kde_loglik
+from ._kde import KERNELS, kde_loglik_chunks
+from ._splits import compact_splits
 from ._response import (
     RESPONSES,
     check_response_method,
@@ -82,17 +83,43 @@ def _exact_unavailable_reason(estimator, fit_params):
     return None
 
 
-def _rounds_partition(in_mask, rounds):
+def _rounds_partition(splits, rounds):
     """Whether every round of fits holds each sample out exactly once.
 
     True for KFold, RepeatedKFold, GroupKFold, LeaveOneOut (repeats of a
     partition, whose spread gives the standard error); False for
     subsampling designs such as ShuffleSplit.
     """
+    n = splits.n_samples
     for r in np.unique(rounds):
-        if not ((~in_mask[rounds == r]).sum(axis=0) == 1).all():
+        held = np.zeros(n, dtype=np.intp)
+        for k in np.flatnonzero(rounds == r):
+            if splits.is_complement(k):
+                held[splits.test(k)] += 1
+            else:
+                out = np.ones(n, dtype=bool)
+                out[splits.train(k)] = False
+                held += out
+        if not (held == 1).all():
             return False
     return True
+
+
+def _column_chunks(loglik, full_loglik):
+    """``(rows, loglik, full_loglik)`` column blocks of a computed matrix.
+
+    Blocks of at most scikit-learn's ``working_memory`` (in the handful of
+    temporaries the aggregation makes), so that aggregating many fits never
+    holds several (n_fits, n_samples) temporaries at once.
+    """
+    n_fits, n = loglik.shape
+    budget = get_config()["working_memory"] * 2**20
+    width = int(max(1, min(n, budget // (8 * 8 * max(n_fits, 1)))))
+    for start in range(0, n, width):
+        rows = slice(start, min(n, start + width))
+        yield rows, loglik[:, rows], (
+            None if full_loglik is None else full_loglik[rows]
+        )
 
 
 def _side_variance(loglik, mask, aggregate):
@@ -358,6 +385,22 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         never unpickles; the ``sklearn-mem`` command uses it for the cache
         of its run folders, which get shared.
 
+    store_loglik : bool or "auto", default="auto"
+        Whether to keep the ``(n_fits, n_samples)`` log-likelihood matrix
+        (``loglik_``) and the training membership matrix (``in_mask_``).
+        ``"auto"`` keeps them when they take at most scikit-learn's
+        ``working_memory`` (:func:`sklearn.set_config`, 1 GiB by default;
+        with ``cv=LeaveOneOut()`` up to about n = 10,000); ``False`` never
+        keeps them. When they are not kept, the scores, their standard
+        errors and intervals are computed in one streaming pass over chunks
+        of samples, so that memory stays O(n_fits x chunk) on the exact path
+        (exact LeaveOneOut at n = 100,000 runs in under 2 GiB), and equal
+        the stored-matrix results. Tools that read ``loglik_`` or
+        ``in_mask_`` (:func:`~sklearn_mem.metrics.membership_auc`,
+        :meth:`influence`, :class:`~sklearn_mem.plotting.InfluentialPairsDisplay`)
+        then raise, naming this parameter. Per-epoch scores
+        (``epoch_loglik_``) of the refit path are kept either way.
+
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffled KFold (StratifiedKFold for a classifier with
         binary or multiclass ``y``, as :func:`sklearn.model_selection.check_cv`
@@ -385,9 +428,16 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     out_loglik_ : ndarray of shape (n_samples,)
         ``V``: aggregated log-likelihood under the fits that did not.
     loglik_ : ndarray of shape (n_fits, n_samples)
-        ``log p_k(x_i)`` for every fit ``k`` and sample ``i``.
+        ``log p_k(x_i)`` for every fit ``k`` and sample ``i`` (only when
+        ``store_loglik_`` is True).
     in_mask_ : ndarray of bool, shape (n_fits, n_samples)
-        True where sample ``i`` was in fit ``k``'s training part.
+        True where sample ``i`` was in fit ``k``'s training part (only when
+        ``store_loglik_`` is True).
+    store_loglik_ : bool
+        Whether ``loglik_`` and ``in_mask_`` were kept (``store_loglik`` with
+        ``"auto"`` resolved).
+    n_splits_ : int
+        Number of fits (splits of ``cv_``).
     n_in_, n_out_ : ndarray of int, shape (n_samples,)
         Number of "in" and "out" fits of each sample.
     memorization_stderr_ : ndarray of shape (n_samples,)
@@ -531,6 +581,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         "fold_batching": ["boolean", StrOptions({"auto"})],
         "n_jobs": [Integral, None],
         "memory": [None, str, HasMethods(["cache"])],
+        "store_loglik": ["boolean", StrOptions({"auto"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -548,6 +599,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         fold_batching="auto",
         n_jobs=None,
         memory=None,
+        store_loglik="auto",
         random_state=None,
         verbose=0,
     ):
@@ -561,6 +613,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.fold_batching = fold_batching
         self.n_jobs = n_jobs
         self.memory = memory
+        self.store_loglik = store_loglik
         self.random_state = random_state
         self.verbose = verbose
 
@@ -689,10 +742,11 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             self.cv_ = self._check_cv(
                 rng, y_fit, classifier=is_classifier(self.estimator)
             )
-            splits, in_mask = materialize_splits(self.cv_, X, y_fit, **split_params)
+            splits = compact_splits(self.cv_, X, y_fit, **split_params)
         else:
             self.cv_ = self._check_cv(rng)
-            splits, in_mask = materialize_splits(self.cv_, X, y, **split_params)
+            splits = compact_splits(self.cv_, X, y, **split_params)
+        store = self._resolve_store_loglik(len(splits), n_samples)
 
         reason = _exact_unavailable_reason(self.estimator, fit_params)
         if supervised:
@@ -721,14 +775,18 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             self.seeds_ = None
             self.n_fits_from_cache_ = 0
             kde = self.estimator
-            loglik, full_loglik = kde_loglik(
+            chunks = kde_loglik_chunks(
                 np.asarray(X, dtype=np.float64),
                 splits,
                 bandwidth=kde.bandwidth,
                 kernel=kde.kernel,
                 full=self.refit,
                 n_jobs=self.n_jobs,
+                # LeaveOneOut's logmeanexp straight from the kernel sums
+                aggregated=not store and self.aggregate == "logmeanexp",
             )
+            # aggregated chunk by chunk, as the kernel sums are computed
+            self._set_scores(chunks, splits, store)
             if self.refit:
                 self.estimator_ = fit_seeded_clone(
                     self.estimator,
@@ -761,12 +819,44 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 self.estimators_ = kept
             if refit is not None:
                 self.estimator_, full_loglik = refit
+            self._set_scores(
+                _column_chunks(loglik, full_loglik), splits, store, supervised
+            )
+            if checkpoints and all(c is not None for c in checkpoints):
+                self._set_epoch_scores(checkpoints, splits.in_mask())
 
         self.response_ = response
-        self._set_scores(loglik, in_mask, full_loglik, supervised)
-        self._set_epoch_scores(checkpoints, in_mask)
         self._X_fit = X
         return self
+
+    def _resolve_store_loglik(self, n_fits, n_samples):
+        if self.store_loglik != "auto":
+            self._store_reason = "store_loglik=False"
+            return bool(self.store_loglik)
+        need = n_fits * n_samples * 9  # float64 log-likelihoods and a bool mask
+        budget = get_config()["working_memory"] * 2**20
+        self._store_reason = (
+            f"store_loglik='auto' and the {n_fits} x {n_samples} matrices "
+            f"would take {need / 2**30:.2f} GiB, above scikit-learn's "
+            f"working_memory ({budget / 2**30:.2f} GiB)"
+        )
+        return need <= budget
+
+    def __getattr__(self, name):
+        # only reached when normal lookup fails
+        if name in ("loglik_", "in_mask_") and self.__dict__.get(
+            "store_loglik_"
+        ) is False:
+            raise AttributeError(
+                f"{name} was not kept: {self.__dict__.get('_store_reason')}. The "
+                "scores were aggregated in a streaming pass. Fit with "
+                "store_loglik=True to keep loglik_ and in_mask_ (they take "
+                "n_fits x n_samples x 9 bytes), or raise working_memory with "
+                "sklearn.set_config."
+            )
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}"
+        )
 
     def _reset_fitted_attributes(self):
         """Remove what an earlier fit set, so each fit sets every attribute anew."""
@@ -830,36 +920,94 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             ]
         )
 
-    def _set_scores(self, loglik, in_mask, full_loglik, supervised=False):
-        result = aggregate_loglik(loglik, in_mask, aggregate=self.aggregate)
-        self.loglik_ = loglik
-        self.in_mask_ = in_mask
-        self.in_loglik_ = result.in_loglik
-        self.out_loglik_ = result.out_loglik
-        self.memorization_scores_ = result.memorization
-        self.n_in_ = result.n_in
-        self.n_out_ = result.n_out
-        rounds = split_rounds(in_mask)
+    def _set_scores(self, chunks, splits, store, supervised=False):
+        """Aggregate ``(rows, loglik, full_loglik)`` chunks into the scores.
+
+        Every score is a function of its own column of ``loglik``, so the
+        chunks are aggregated one at a time, with only their slice of the
+        membership matrix; ``loglik_`` and ``in_mask_`` are assembled only
+        when ``store`` is true.
+        """
+        n = splits.n_samples
+        n_fits = len(splits)
+        rounds = splits.rounds()
+        # a subsampling design (ShuffleSplit) of a supervised response: no
+        # repeats to compare
+        subsample = supervised and not _rounds_partition(splits, rounds)
+        columns = {}
+        loglik = np.empty((n_fits, n)) if store else None
+        full_loglik = None
+        for rows, part, full_part in chunks:
+            aggregated = isinstance(part, Bunch)
+            mask = None if aggregated else splits.in_mask(rows.start, rows.stop)
+            scores = self._column_scores(part, mask, rounds, subsample)
+            for key, value in scores.items():
+                columns.setdefault(key, []).append(value)
+            if store:
+                loglik[:, rows] = part
+            if full_part is not None:
+                if full_loglik is None:
+                    full_loglik = np.empty(n)
+                full_loglik[rows] = full_part
+        result = {key: np.concatenate(parts) for key, parts in columns.items()}
+        _warn_undefined(
+            result["n_in"], result["n_out"], result["in_loglik"], result["out_loglik"]
+        )
+        self.store_loglik_ = bool(store)
+        if store:
+            self.loglik_ = loglik
+            self.in_mask_ = splits.in_mask()
+        self.n_splits_ = n_fits
+        self.in_loglik_ = result["in_loglik"]
+        self.out_loglik_ = result["out_loglik"]
+        self.memorization_scores_ = result["memorization"]
+        self.n_in_ = result["n_in"]
+        self.n_out_ = result["n_out"]
         self.n_repeats_ = int(rounds.max()) + 1
-        if supervised and not _rounds_partition(in_mask, rounds):
-            # a subsampling design (ShuffleSplit): no repeats to compare
-            self.memorization_stderr_ = subsample_standard_error(
-                loglik, in_mask, aggregate=self.aggregate
-            )
-            self.memorization_interval_ = _normal_interval(
-                self.memorization_scores_, self.memorization_stderr_
-            )
-        else:
-            self.memorization_stderr_, per_repeat = repeat_standard_error(
-                loglik, in_mask, rounds, aggregate=self.aggregate
-            )
-            self.memorization_interval_ = repeat_interval(
-                self.memorization_scores_, self.memorization_stderr_, per_repeat
-            )
+        self.memorization_stderr_ = result["stderr"]
+        self.memorization_interval_ = result["interval"]
         if full_loglik is not None:
             self.full_loglik_ = full_loglik
             with np.errstate(invalid="ignore"):
-                self.full_memorization_scores_ = full_loglik - result.out_loglik
+                self.full_memorization_scores_ = full_loglik - self.out_loglik_
+
+    def _column_scores(self, loglik, in_mask, rounds, subsample):
+        """The per-sample results of the columns ``loglik`` (n_fits, n_cols).
+
+        ``loglik`` may also be a Bunch of the aggregates of one round of fits
+        (the closed-form LeaveOneOut), which only needs M.
+        """
+        if isinstance(loglik, Bunch):
+            result = loglik
+            with np.errstate(invalid="ignore"):
+                result.memorization = result.in_loglik - result.out_loglik
+        else:
+            result = aggregate_loglik(
+                loglik, in_mask, aggregate=self.aggregate, warn=False
+            )
+        if subsample:
+            stderr = subsample_standard_error(loglik, in_mask, aggregate=self.aggregate)
+            interval = _normal_interval(result.memorization, stderr)
+        elif rounds[-1] == 0:
+            # one round (KFold, LeaveOneOut): its score is M itself, and one
+            # score has no spread; skips aggregating the round a second time
+            per_repeat = result.memorization[None, :]
+            stderr = np.full(result.memorization.shape, np.nan)
+            interval = repeat_interval(result.memorization, stderr, per_repeat)
+        else:
+            stderr, per_repeat = repeat_standard_error(
+                loglik, in_mask, rounds, aggregate=self.aggregate
+            )
+            interval = repeat_interval(result.memorization, stderr, per_repeat)
+        return {
+            "in_loglik": result.in_loglik,
+            "out_loglik": result.out_loglik,
+            "memorization": result.memorization,
+            "n_in": result.n_in,
+            "n_out": result.n_out,
+            "stderr": stderr,
+            "interval": interval,
+        }
 
     def fit_transform(self, X, y=None, *, groups=None, **params):
         """Fit and return the memorization score of every row of ``X``.

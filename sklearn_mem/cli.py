@@ -314,7 +314,7 @@ def _run(args, argv):
             ):
                 logger.warning("%s: %s", w.category.__name__, w.message)
         t_fitted = time.perf_counter()
-        n_fits = int(scorer.loglik_.shape[0])
+        n_fits = int(scorer.n_splits_)
         if resumed or scorer.n_fits_from_cache_:
             logger.info(
                 "%d of %d fits read from the run folder's cache, %d computed",

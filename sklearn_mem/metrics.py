@@ -57,6 +57,10 @@ def _unwrap_memorization_scorer(estimator, attributes, caller):
         return est
     name = type(est).__name__
     if name == "MemorizationScorer":
+        for attribute in attributes:
+            if hasattr(est, "store_loglik_"):
+                # fitted without keeping loglik_ / in_mask_: its own message
+                getattr(est, attribute)
         raise NotFittedError(
             f"{caller} reads the fitted attributes {', '.join(attributes)} of a "
             "MemorizationScorer, but this one is not fitted. Call fit(X) first "
