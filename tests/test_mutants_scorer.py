@@ -926,3 +926,86 @@ def test_one_fit_with_checkpoints_warns_once():
     assert [w.category for w in caught] == [MemorizationWarning]
     assert np.isnan(mem.epoch_memorization_scores_).all()
     assert mem.epoch_memorization_scores_.shape == (2, len(X))
+
+
+# ---------------------------------------------------------------------------
+# the choice of fold batching
+# ---------------------------------------------------------------------------
+
+
+class _AlwaysBatchable(BaseEstimator):
+    """Offers fit_folds, and says nothing about when it cannot batch."""
+
+    def __init__(self, random_state=None):
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        return self
+
+    def score_samples(self, X):
+        return np.zeros(len(X))
+
+    def fit_folds(self, estimators, X, trains):
+        raise AssertionError("not called here")
+
+
+class _Batchable(_AlwaysBatchable):
+    """Batches only with an integer random_state."""
+
+    def fold_batching_unavailable_reason(self):
+        if isinstance(self.random_state, int):
+            return None
+        return "batching needs an integer random_state"
+
+
+class _NeverBatchable(_AlwaysBatchable):
+    def fold_batching_unavailable_reason(self):
+        return "never"
+
+
+def test_fold_batching_auto_asks_a_seeded_clone():
+    weights = {"sample_weight": np.ones(3)}
+    for est, auto in [
+        (_Batchable(), True),  # the clone carries a seed
+        (_AlwaysBatchable(), True),
+        (_NeverBatchable(), False),
+        (KernelDensity(), False),
+    ]:
+        mem = MemorizationScorer(est)
+        assert mem._use_fold_batching({}) is auto
+        assert mem._use_fold_batching(weights) is False
+        assert mem._use_fold_batching({}, per_split=True) is False
+        assert mem.set_params(fold_batching=False)._use_fold_batching({}) is False
+    assert not hasattr(_AlwaysBatchable(), "fold_batching_unavailable_reason")
+    mem = MemorizationScorer(_NeverBatchable(), fold_batching=True)
+    assert mem._use_fold_batching({}) is True
+
+
+def test_fold_batching_true_messages_are_exact():
+    mem = MemorizationScorer(KernelDensity(), fold_batching=True)
+    with pytest.raises(ValueError) as info:
+        mem._use_fold_batching({})
+    assert str(info.value) == (
+        "fold_batching=True needs an estimator with a fit_folds method; "
+        "KernelDensity has none. Use fold_batching='auto' or False to fit one "
+        "clone per split."
+    )
+    mem = MemorizationScorer(_Batchable(), fold_batching=True)
+    with pytest.raises(ValueError) as info:
+        mem._use_fold_batching({"sample_weight": 1, "a": 2})
+    assert str(info.value) == (
+        "fold_batching=True cannot pass fit parameters ['a', 'sample_weight']; "
+        "use fold_batching=False."
+    )
+    for params, what in [
+        ({"keep_estimators": True}, "keep the split estimators (keep_estimators=True)"),
+        ({"response": "log_proba"}, "compute response='log_proba'"),
+    ]:
+        mem = MemorizationScorer(_Batchable(), fold_batching=True, **params)
+        with pytest.raises(ValueError) as info:
+            mem._use_fold_batching({}, per_split=True)
+        assert str(info.value) == (
+            "fold_batching=True trains density nets through fit_folds and scores "
+            f"them with score_samples; it cannot {what}. Use fold_batching='auto' "
+            "or False."
+        )
