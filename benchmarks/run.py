@@ -11,6 +11,9 @@
 3. The arithmetic floors: the matmul FLOPs of the batched training and of
    the IWAE scoring, at the GFLOP/s this machine reaches on matrix products
    of the same shapes.
+4. Scale (``bench_scale``): the closed-form KDE at n=20,000 against its
+   floor loop, at n_jobs 1 and 2, and the peak memory of exact LeaveOneOut
+   at n=20,000 and n=100,000.
 
 The VAE variants run ``--repeats`` times (3 by default), interleaved, and
 the median is reported with the range of the runs: a shared 2-core VM drifts
@@ -32,6 +35,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from benchmarks.bench_core import _table  # noqa: E402
 from benchmarks.bench_core import run as run_core  # noqa: E402
+from benchmarks.bench_scale import run as run_scale  # noqa: E402
+from benchmarks.bench_scale import table as scale_table  # noqa: E402
 
 
 def _subprocess(variant, epochs, samples=1000, device="cpu"):
@@ -259,6 +264,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="5 epochs, S=128 only")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--skip-core", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument(
         "--device",
         default="cpu",
@@ -281,6 +287,9 @@ def main(argv=None):
     if not args.skip_core:
         print()
         print(_table(run_core(repeat=1 if args.quick else 3)))
+    if not args.skip_scale:
+        print()
+        print(scale_table(*run_scale(quick=args.quick)))
     print()
     repeats = args.repeats or (1 if args.quick else 3)
     dev = args.device

@@ -91,3 +91,14 @@ def test_table_reports_bfloat16_rows():
     assert "| IWAE S=16, score_folds, bfloat16 | 1.00 |" in table
     assert "score_precision='bfloat16': 0.50x the batched training; 4.00x" in table
     assert "|d log p| median 1.0e-03, max 1.0e-02" in table
+
+
+def test_scale_benchmark_checks_the_exact_path_against_refits():
+    from benchmarks import bench_scale
+
+    result = bench_scale.kde_floor(n=400, d=4, folds=5, repeat=1, check_rows=60)
+    # the exact path agrees with scikit-learn's exact tree sums
+    assert result["max_abs_diff_vs_refits"] < 1e-8
+    assert min(result["floor"], result["n_jobs_1"], result["n_jobs_2"]) > 0
+    text = bench_scale.table(result, [])
+    assert "n=400, d=4" in text and "x floor" in text
