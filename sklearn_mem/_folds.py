@@ -36,65 +36,6 @@ MAX_SEED = np.iinfo(np.int32).max
 logger = logging.getLogger("sklearn_mem")
 
 
-def materialize_splits(cv, X, y=None, **split_params):
-    """Run the splitter once and check that its splits are usable.
-
-    Returns
-    -------
-    splits : list of (train, test) ndarray pairs
-    in_mask : ndarray of bool, shape (n_splits, n_samples)
-        True where a sample is in the split's training part.
-    """
-    n = X.shape[0]
-    splits = []
-    marked = np.zeros(n, dtype=bool)
-    for k, (train, test) in enumerate(cv.split(X, y, **split_params)):
-        train = np.asarray(train)
-        test = np.asarray(test)
-        for name, idx in (("training", train), ("held-out", test)):
-            if idx.dtype == bool:
-                raise ValueError(
-                    f"Split {k} of {cv!r} gives a boolean mask as its {name} "
-                    "part; splitters must yield integer indices."
-                )
-            if idx.size and idx.dtype.kind not in "iu":
-                raise ValueError(
-                    f"Split {k} of {cv!r} gives {idx.dtype} values as its {name} "
-                    "part; splitters must yield integer indices (they are not "
-                    "rounded or truncated)."
-                )
-            if idx.size and (idx.min() < -n or idx.max() >= n):
-                raise ValueError(
-                    f"Split {k} of {cv!r} has {name} indices outside "
-                    f"[0, {n}) for X with {n} samples."
-                )
-        train = np.mod(train.astype(np.intp), n)
-        test = np.mod(test.astype(np.intp), n)
-        if train.size == 0:
-            raise ValueError(
-                f"Split {k} of {cv!r} has an empty training part; every fit "
-                "needs training rows."
-            )
-        marked[:] = False
-        marked[train] = True
-        overlap = test[marked[test]]
-        if overlap.size:
-            raise ValueError(
-                f"Split {k} of {cv!r} puts {np.unique(overlap).size} samples "
-                f"(e.g. index {overlap[0]}) in both its training and held-out "
-                "parts; a memorization score needs the two parts disjoint. Use "
-                "a splitter whose parts do not overlap (KFold, ShuffleSplit, "
-                "GroupKFold, LeaveOneOut, ...)."
-            )
-        splits.append((train, test))
-    if not splits:
-        raise ValueError(f"The splitter {cv!r} produced no splits.")
-    in_mask = np.zeros((len(splits), n), dtype=bool)
-    for k, (train, _) in enumerate(splits):
-        in_mask[k, train] = True
-    return splits, in_mask
-
-
 def draw_seeds(random_state, n_fits):
     """One integer seed per fit, drawn once in the parent."""
     rng = check_random_state(random_state)

@@ -29,7 +29,6 @@ from sklearn import get_config
 from sklearn.utils import Bunch, gen_batches
 
 from ._aggregate import aggregate_loglik
-
 from ._splits import Splits
 from ._threads import limit_threads
 
@@ -530,7 +529,11 @@ class _KDEPlan:
                             self.Xc,
                             self.sq_norms,
                             h,
-                            [r for r in rounds if fits_of_h[r.fits].any() or h == full_h],
+                            [
+                                r
+                                for r in rounds
+                                if fits_of_h[r.fits].any() or h == full_h
+                            ],
                             [k for k in direct if fits_of_h[k]],
                             counts,
                             h == full_h,
@@ -615,8 +618,12 @@ class _KDEPlan:
                 redo = np.flatnonzero(bad)
                 part = np.empty((self.n_fits, len(redo)))
                 f = _slow_sums(
-                    self.Xc, self.sq_norms, redo + rows.start, self.slow,
-                    self.kernel, part,
+                    self.Xc,
+                    self.sq_norms,
+                    redo + rows.start,
+                    self.slow,
+                    self.kernel,
+                    part,
                 )
                 out[:, redo] = part
                 if f is not None:

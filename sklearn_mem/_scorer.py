@@ -51,7 +51,6 @@ from ._folds import (
     set_random_states,
 )
 from ._kde import KERNELS, kde_loglik_chunks
-from ._splits import compact_splits
 from ._response import (
     RESPONSES,
     check_response_method,
@@ -60,6 +59,7 @@ from ._response import (
     resolve_response,
     response_needs_y,
 )
+from ._splits import compact_splits
 from ._threads import inner_thread_limit
 
 
@@ -117,8 +117,10 @@ def _column_chunks(loglik, full_loglik):
     width = int(max(1, min(n, budget // (8 * 8 * max(n_fits, 1)))))
     for start in range(0, n, width):
         rows = slice(start, min(n, start + width))
-        yield rows, loglik[:, rows], (
-            None if full_loglik is None else full_loglik[rows]
+        yield (
+            rows,
+            loglik[:, rows],
+            (None if full_loglik is None else full_loglik[rows]),
         )
 
 
@@ -844,9 +846,10 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
     def __getattr__(self, name):
         # only reached when normal lookup fails
-        if name in ("loglik_", "in_mask_") and self.__dict__.get(
-            "store_loglik_"
-        ) is False:
+        if (
+            name in ("loglik_", "in_mask_")
+            and self.__dict__.get("store_loglik_") is False
+        ):
             raise AttributeError(
                 f"{name} was not kept: {self.__dict__.get('_store_reason')}. The "
                 "scores were aggregated in a streaming pass. Fit with "

@@ -41,7 +41,11 @@ class Splits(Sequence):
         splits = cls(n_samples)
         marked = np.zeros(n_samples, dtype=bool)
         for train, test in pairs:
-            splits.append(np.asarray(train, dtype=np.intp), np.asarray(test, dtype=np.intp), marked)
+            splits.append(
+                np.asarray(train, dtype=np.intp),
+                np.asarray(test, dtype=np.intp),
+                marked,
+            )
         return splits
 
     @classmethod
@@ -219,9 +223,8 @@ def check_split(cv, k, train, test, n_samples, marked):
 def compact_splits(cv, X, y=None, **split_params):
     """Run the splitter once, check its splits and store them compactly.
 
-    The checks are those of :func:`~sklearn_mem._folds.materialize_splits`;
-    LeaveOneOut is built directly (its splits are known, and generating them
-    costs O(n^2)).
+    Every split is checked by :func:`check_split`; LeaveOneOut is built
+    directly (its splits are known, and generating them costs O(n^2)).
 
     Returns
     -------

@@ -30,7 +30,6 @@ from sklearn_mem._aggregate import (
     repeat_standard_error,
     split_rounds,
 )
-from sklearn_mem._folds import materialize_splits
 from sklearn_mem._kde import kde_loglik
 from sklearn_mem._splits import Splits, compact_splits
 from sklearn_mem.metrics import membership_auc
@@ -85,7 +84,10 @@ def test_compact_splits_equal_the_materialised_ones(cv):
     X = _data()
     groups = np.arange(len(X)) % 80
     params = {"groups": groups} if isinstance(cv, GroupKFold) else {}
-    pairs, in_mask = materialize_splits(cv, X, **params)
+    pairs = list(cv.split(X, **params))
+    in_mask = np.zeros((len(pairs), len(X)), dtype=bool)
+    for k, (train, _) in enumerate(pairs):
+        in_mask[k, train] = True
     splits = compact_splits(cv, X, **params)
     assert len(splits) == len(pairs)
     for k, (train, test) in enumerate(pairs):
@@ -269,7 +271,7 @@ def test_streamed_leave_one_out_with_isolated_rows_equals_the_stored_matrix(
         # of the 41 "in" fits, the 40 that leave out a far row see the own
         # term 1 and the partner's k, the one that leaves out the partner
         # sees 1; the "out" fit sees k alone
-        k = np.exp(-0.5**2 / 2)
+        k = np.exp(-(0.5**2) / 2)
         expected = np.log((40 * (1 + k) + 1) / 41 / k)
         np.testing.assert_allclose(
             streamed.memorization_scores_[40:], expected, rtol=1e-12
