@@ -529,8 +529,11 @@ def test_subsample_standard_error_default_and_its_nan():
     loglik[:, 0] = [-np.inf] * 2 + [0.0, 1.0, 2.0, 3.0, 4.0]
     loglik[:, 1] = [1e200, -1e200, 1.0, 2.0, 3.0, 4.0, 5.0]
     in_mask[:, 1] = [True, True, False, False, False, False, False]
-    got = subsample_standard_error(loglik, in_mask, aggregate="mean")
-    assert np.isnan(got[:2]).all() and np.isfinite(got[2:4]).all()
+    in_mask[:, 4] = True  # no "out" fit: M is NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the scorer warns, not the standard error
+        got = subsample_standard_error(loglik, in_mask, aggregate="mean")
+    assert np.isnan(got[[0, 1, 4]]).all() and np.isfinite(got[2:4]).all()
 
 
 def test_side_variance_of_a_side_of_two_fits_and_of_a_smaller_one():
