@@ -228,10 +228,8 @@ def test_fallback_reasons_and_results(est, reason, gauss):
     assert_identical_fits(*fit_both(est, gauss, UNEVEN))
 
 
-def test_fallback_conv_vae_and_random_state_none(binary):
-    conv = small_vae(architecture="conv", input_shape=(1, 3, 4), conv_channels=(4,))
-    assert batching_unavailable_reason([clone(conv).set_params(random_state=0)]) is None
-    assert_identical_fits(*fit_both(conv, binary, UNEVEN))  # stacking refused
+def test_fallback_random_state_none_and_differing_params(binary):
+    # (the convolutional VAE is batched: tests/test_conv_batched.py)
     assert "integer" in batching_unavailable_reason([small_vae(random_state=None)])
     mixed = [small_vae(random_state=0), small_vae(random_state=1, lr=0.1)]
     assert "differ" in batching_unavailable_reason(mixed)

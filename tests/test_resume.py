@@ -238,8 +238,18 @@ def _assert_identical(a_nets, b_nets, X=BINARY):
         ),
         (VAEDensity(latent_dim=2, hidden_dims=(16,), save_state_seconds=0), 3),
         (FlowDensity(n_layers=2, hidden_dims=(8,), save_state_every=1), 1),
+        (
+            VAEDensity(
+                architecture="conv",
+                input_shape=(1, 3, 4),
+                conv_channels=(4,),
+                latent_dim=2,
+                save_state_every=3,
+            ),
+            1,
+        ),
     ],
-    ids=["vae-noise-amsgrad-snapshots", "vae-every-epoch-by-time", "flow"],
+    ids=["vae-noise-amsgrad-snapshots", "vae-every-epoch-by-time", "flow", "conv"],
 )
 def test_resumed_fit_folds_equal_uninterrupted(est, stop_after, tmp_path):
     est = est.set_params(max_epochs=6, batch_size=16)

@@ -607,7 +607,7 @@ class DensityNet(DensityMixin, NeuralNet):
         (``fold_batching``): ``estimators[k]`` is fitted on ``X[trains[k]]``.
         When the module and settings allow it (a module class that declares
         ``fold_stackable = True``, as :class:`~sklearn_mem.models.VAEModule`
-        with the MLP architecture and :class:`RealNVP` do; Adam or AdamW,
+        (MLP or convolutional) and :class:`RealNVP` do; Adam or AdamW,
         default callbacks, no ``warm_start``; see
         :meth:`fold_batching_unavailable_reason`) the fits are trained as one
         model whose weights are stacked along a fold axis, each fold with

@@ -36,10 +36,24 @@ only uses its submodules, elementwise operations on broadcastable parameters
 and buffers, and reductions over the last axis, so a copy with fold-stacked
 parameters maps inputs of shape ``(K, B, ...)`` to outputs ``(K, B)`` and
 runs every fold at once. Its submodules are stacked in turn: ``nn.Linear``
-becomes a batched product, torch's containers and elementwise activations
-need no change, and any other submodule must declare ``fold_stackable``
-itself (a convolution does not, so a convolutional VAE is fitted fold by
-fold). Buffers must be equal across the folds. A module whose ``forward``
+becomes a batched product, ``nn.Conv2d`` and ``nn.ConvTranspose2d`` become
+fold-stacked convolutions (below), torch's containers and elementwise
+activations need no change, and any other submodule must declare
+``fold_stackable`` itself. Buffers must be equal across the folds.
+
+Convolutions. An image module reshapes its input to ``(-1, C, H, W)``
+before its convolutions, which merges the fold axis into the batch axis,
+fold-major: a stacked convolution therefore takes ``(K * B, C, H, W)`` (or
+``(K, B, C, H, W)``) and returns its output in the same form, each fold's
+images convolved with that fold's weights; the module reshapes back to
+``(K, B, ...)`` with ``reshape(*lead, -1)`` where it flattens. How the K
+convolutions run depends on the device, not on the result's meaning: on a
+GPU as one grouped convolution (``groups = K * groups``: the folds'
+channels side by side), which is one kernel launch instead of K; on the
+CPU as K convolutions of contiguous per-fold slices, which ``python
+benchmarks/bench_deep.py`` measured as fast as or faster than the grouped
+form and ``torch.func.vmap`` there (and which computes each fold's
+convolution exactly as its sequential fit does). A module whose ``forward``
 draws training noise (it takes a ``generator``) also defines
 ``draw_noise(batch_shape, generator=None, device=None, out=None)``, which
 returns the noise of a batch as a tuple of tensors (or None) drawn in the
@@ -153,13 +167,119 @@ def _fuse_relu(sequential):
     names = list(sequential._modules)
     for name, after in zip(names[:-1], names[1:]):
         linear, relu = sequential._modules[name], sequential._modules[after]
-        if type(linear) is _StackedLinear and not linear.relu and type(relu) is nn.ReLU:
+        stacked = type(linear) in (_StackedLinear, _StackedConv)
+        if stacked and not linear.relu and type(relu) is nn.ReLU:
             linear.relu = True
             sequential._modules[after] = nn.Identity()
 
 
+# devices on which stacked convolutions run as one grouped convolution
+# (elsewhere: one convolution per fold); bench_deep.py times both on the CPU
+_GROUPED_CONV_DEVICES = ("cuda",)
+
+
+class _StackedConv(nn.Module):
+    """K ``nn.Conv2d`` (or ``nn.ConvTranspose2d``) layers, one per fold.
+
+    Input ``(K * B, C, H, W)`` (folds merged into the batch axis, fold-major)
+    or ``(K, B, C, H, W)``; output in the same form. The weight is held as
+    ``(K, *w)`` with ``w`` each fold's weight shape, the bias as ``(K, out)``;
+    flattened over the first two axes they are the weight and bias of the
+    grouped convolution that runs every fold at once.
+    """
+
+    def __init__(self, convs):
+        super().__init__()
+        first = convs[0]
+        self.transposed = isinstance(first, nn.ConvTranspose2d)
+        self.n_folds = len(convs)
+        self.stride, self.padding = first.stride, first.padding
+        self.dilation, self.groups = first.dilation, first.groups
+        self.output_padding = first.output_padding
+        self.relu = False  # set by _fuse_relu, as for _StackedLinear
+        self.weight = nn.Parameter(torch.stack([c.weight.detach() for c in convs]))
+        if first.bias is None:
+            self.bias = None
+        else:
+            self.bias = nn.Parameter(torch.stack([c.bias.detach() for c in convs]))
+
+    def _conv(self, x, weight, bias, groups):
+        if self.transposed:
+            return torch.nn.functional.conv_transpose2d(
+                x,
+                weight,
+                bias,
+                self.stride,
+                self.padding,
+                self.output_padding,
+                groups,
+                self.dilation,
+            )
+        return torch.nn.functional.conv2d(
+            x, weight, bias, self.stride, self.padding, self.dilation, groups
+        )
+
+    def forward(self, x):
+        K = self.n_folds
+        merged = x.dim() == 4
+        xs = x.reshape(K, -1, *x.shape[1:]) if merged else x
+        bias = self.bias
+        if x.device.type in _GROUPED_CONV_DEVICES:
+            B = xs.shape[1]
+            grouped = xs.transpose(0, 1).reshape(B, -1, *xs.shape[3:])
+            out = self._conv(
+                grouped,
+                self.weight.flatten(0, 1),
+                None if bias is None else bias.flatten(),
+                K * self.groups,
+            )
+            out = out.reshape(B, K, -1, *out.shape[2:]).transpose(0, 1)
+            out = out.contiguous()
+        else:
+            out = torch.stack(
+                [
+                    self._conv(
+                        xs[k],
+                        self.weight[k],
+                        None if bias is None else bias[k],
+                        self.groups,
+                    )
+                    for k in range(K)
+                ]
+            )
+        if self.relu:
+            out = out.relu_()
+        return out.reshape(-1, *out.shape[2:]) if merged else out
+
+
+def _check_conv(folds):
+    first = folds[0]
+    if any(f.padding_mode != "zeros" for f in folds):
+        raise NotBatchable("a convolution pads other than with zeros")
+    if isinstance(first.padding, str):
+        raise NotBatchable("a convolution has a named padding")
+    settings = {
+        (
+            tuple(f.weight.shape),
+            f.bias is None,
+            f.stride,
+            f.padding,
+            f.dilation,
+            f.groups,
+            f.output_padding,
+        )
+        for f in folds
+    }
+    if len(settings) != 1:
+        raise NotBatchable("the folds' convolutions differ")
+
+
 def _weight_view(stacked, k):
     return stacked[k].t()
+
+
+def _fold_view(stacked, k):
+    return stacked[k]
 
 
 def _row_view(stacked, k):
@@ -184,6 +304,13 @@ def _stack(template, folds, entries):
         entries.append((new.weight, [f.weight for f in folds], _weight_view))
         if new.bias is not None:
             entries.append((new.bias, [f.bias for f in folds], _row_view))
+        return new
+    if kind in (nn.Conv2d, nn.ConvTranspose2d):
+        _check_conv(folds)
+        new = _StackedConv(folds)
+        entries.append((new.weight, [f.weight for f in folds], _fold_view))
+        if new.bias is not None:
+            entries.append((new.bias, [f.bias for f in folds], _fold_view))
         return new
     if not _stackable_part(kind):
         raise NotBatchable(f"it contains a {kind.__name__} module")

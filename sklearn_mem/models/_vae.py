@@ -156,6 +156,15 @@ def _mlp(sizes, final_activation=False):
 
 
 class _ConvEncoder(nn.Module):
+    """Stride-2 convolutions and a linear head: ``(..., C*H*W) -> (..., out)``.
+
+    Any leading batch shape: the images go through the convolutions with
+    the leading axes merged (fold-major for a fold-stacked copy, whose
+    convolutions take that layout) and are flattened back per sample.
+    """
+
+    fold_stackable = True
+
     def __init__(self, input_shape, channels, out_features):
         super().__init__()
         c, h, w = input_shape
@@ -164,14 +173,23 @@ class _ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c, ch, 3, stride=2, padding=1), nn.ReLU()]
             c, h, w = ch, (h + 1) // 2, (w + 1) // 2
         self.input_shape = tuple(input_shape)
-        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.features = nn.Sequential(*layers)
         self.head = nn.Linear(c * h * w, out_features)
 
     def forward(self, x):
-        return self.head(self.features(x.reshape(-1, *self.input_shape)))
+        lead = x.shape[:-1]
+        h = self.features(x.reshape(-1, *self.input_shape))
+        return self.head(h.reshape(*lead, -1))
 
 
 class _ConvDecoder(nn.Module):
+    """A linear layer and stride-2 transposed convolutions: ``(..., L) -> (..., D)``.
+
+    Any leading batch shape, as :class:`_ConvEncoder`.
+    """
+
+    fold_stackable = True
+
     def __init__(self, input_shape, channels, latent_dim):
         super().__init__()
         c_out, h, w = input_shape
@@ -193,7 +211,7 @@ class _ConvDecoder(nn.Module):
     def forward(self, z):
         out = self.deconv(self.fc(z).reshape(-1, *self.start))
         _, h, w = self.input_shape
-        return out[:, :, :h, :w].reshape(len(z), -1)
+        return out[:, :, :h, :w].reshape(*z.shape[:-1], -1)
 
 
 class VAEModule(nn.Module):
@@ -237,9 +255,8 @@ class VAEModule(nn.Module):
     torch.Size([3])
     """
 
-    # forward, elbo, draw_noise and the likelihoods work on fold-stacked
-    # inputs (K, B, n_features); a convolutional encoder/decoder does not
-    # declare it, so stacking a "conv" VAE is refused
+    # forward, elbo, draw_noise, the likelihoods and both architectures'
+    # encoders and decoders work on fold-stacked inputs (K, B, n_features)
     fold_stackable = True
 
     def __init__(
