@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._adaptive import RunningIWAE, adaptive_log_prob
 from ._base import DensityNet, _score_chunks
 from ._likelihoods import LIKELIHOODS, check_likelihood_X, make_likelihood
 from ._random import _derive_seed
@@ -19,6 +20,11 @@ _LOG_2PI = math.log(2 * math.pi)
 _SCORE_PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 # points (rows x importance samples) per scoring pass at float32
 _SCORE_BATCH_SIZE = 4096
+
+# n_importance_samples="auto": the first block of samples of every row, and
+# the most a row gets
+_AUTO_FIRST = 128
+_AUTO_LARGEST = 2**15
 
 
 def _check_input_shape(input_shape, architecture):
@@ -500,10 +506,24 @@ class VAEDensity(DensityNet):
     n_levels : int, default=256
         Grey levels of the data for ``"logit_gaussian"`` (256 for 8-bit
         images, 17 for sklearn's digits).
-    n_importance_samples : int, default=1000
+    n_importance_samples : int or "auto", default=1000
         S, the importance samples per row in :meth:`score_samples`. Large by
         default: scoring noise must stay well below typical memorization
-        scores (a few hundredths of a nat).
+        scores (a few hundredths of a nat). ``"auto"`` chooses S per row
+        from ``target_se``: every row starts with 128 samples, and the rows
+        whose Monte Carlo standard error (estimated from their own weights)
+        is above the target get their samples doubled -- continuing the same
+        Sobol sequence, so a row's estimate is the one a fixed S would give
+        -- up to 32768. :meth:`importance_sampling_report` gives each row's
+        S and standard error.
+    target_se : float, default=0.01
+        With ``n_importance_samples="auto"``: the Monte Carlo standard error
+        (nats) wanted for memorization scores computed from these
+        log-likelihoods. A score is a difference of two estimates (or of
+        averages of them), so each row's log-likelihood is estimated to
+        ``target_se / sqrt(2)``. The standard error treats the samples as
+        independent, which overstates it for the quasi-Monte Carlo points
+        of ``qmc=True``.
     qmc : bool, default=True
         Draw each row's latent importance samples as a randomly shifted
         Sobol point set (randomised quasi-Monte Carlo) instead of i.i.d.
@@ -586,6 +606,7 @@ class VAEDensity(DensityNet):
         likelihood="bernoulli",
         n_levels=256,
         n_importance_samples=1000,
+        target_se=0.01,
         qmc=True,
         score_batch_size=None,
         score_precision="float32",
@@ -606,6 +627,7 @@ class VAEDensity(DensityNet):
         self.likelihood = likelihood
         self.n_levels = n_levels
         self.n_importance_samples = n_importance_samples
+        self.target_se = target_se
         self.qmc = qmc
         self.score_batch_size = score_batch_size
         self.score_precision = score_precision
@@ -672,11 +694,30 @@ class VAEDensity(DensityNet):
             check_likelihood_X(self.likelihood, X, type(self).__name__, self.n_levels)
 
     # -- scoring -----------------------------------------------------------
+    def _adaptive(self):
+        return isinstance(self.n_importance_samples, str) and (
+            self.n_importance_samples == "auto"
+        )
+
     def _n_importance(self):
+        """S, or the first block's S with ``n_importance_samples="auto"``."""
         S = self.n_importance_samples
+        if self._adaptive():
+            target = self.target_se
+            if (
+                not isinstance(target, numbers.Real)
+                or isinstance(target, bool)
+                or not (0 < target < math.inf)
+            ):
+                raise ValueError(
+                    f"target_se={target!r}; expected a positive number of nats "
+                    "(e.g. 0.01)."
+                )
+            return _AUTO_FIRST
         if not isinstance(S, numbers.Integral) or S < 1:
             raise ValueError(
-                f"n_importance_samples={S!r}; expected a positive integer (e.g. 1000)."
+                f"n_importance_samples={S!r}; expected a positive integer (e.g. "
+                "1000) or 'auto' (S chosen per row from target_se)."
             )
         return int(S)
 
@@ -743,10 +784,68 @@ class VAEDensity(DensityNet):
         device = self.device
         return eps.to(device), (None if u is None else u.to(device))
 
+    def _continued_noise(self, row_ids, begin, end):
+        """Noise of samples ``begin .. end`` of rows ``row_ids`` (begin > 0).
+
+        With ``qmc=True`` the latent points continue the row's shifted Sobol
+        sequence (points ``begin .. end``, the same shift as
+        :meth:`_crn_noise`); other noise comes from a generator seeded by
+        ``(score_seed, begin, row)``, independent of the first block's.
+        """
+        module = self.module_
+        L, D = module.latent_dim, module.n_features
+        needs_u = module.likelihood.needs_noise
+        score_seed = int(self.score_seed)
+        n_rows, S = len(row_ids), end - begin
+        eps = torch.empty((n_rows, S, L))
+        u = torch.empty((n_rows, S, D)) if needs_u else None
+        if self.qmc:
+            bits = torch.quasirandom.SobolEngine.MAXBIT
+            sobol = torch.quasirandom.SobolEngine(L, scramble=False)
+            sobol.fast_forward(begin)
+            base = torch.round(sobol.draw(S, dtype=torch.float64) * 2.0**bits)
+            base = base.to(torch.int64)
+        gen, more = torch.Generator(), torch.Generator()
+        for j, i in enumerate(row_ids.tolist()):
+            more.manual_seed(_derive_seed(score_seed, "score", 2, begin, i))
+            if self.qmc:
+                gen.manual_seed(_derive_seed(score_seed, "score", 1, i))
+                shift = torch.randint(0, 2**bits, (L,), generator=gen)
+                points = ((base ^ shift).to(torch.float64) + 0.5) / 2.0**bits
+                eps[j] = torch.special.ndtri(points).to(eps.dtype)
+            else:
+                eps[j] = torch.randn((S, L), generator=more)
+            if needs_u:
+                u[j] = torch.rand((S, D), generator=more)
+        device = self.device
+        return eps.to(device), (None if u is None else u.to(device))
+
+    def _adaptive_chunk(self, x, start, workspace=None):
+        """``(log_prob, stderr, count)`` of rows ``start:start+len(x)``, adaptive S."""
+        offset = torch.tensor(start)
+
+        def log_weights(rows, begin, end):
+            if begin == 0:
+                noise = self._crn_noise(start, len(x), end)
+                return self._log_weights_chunk(x, start, noise, workspace)
+            noise = self._continued_noise(rows.cpu() + offset, begin, end)
+            return self._log_weights_chunk(x[rows], start, noise, workspace)
+
+        return adaptive_log_prob(
+            log_weights,
+            len(x),
+            float(self.target_se) / math.sqrt(2),
+            _AUTO_FIRST,
+            _AUTO_LARGEST,
+            device=x.device,
+        )
+
     def _log_weights_chunk(self, x, start, noise=None, workspace=None):
-        S = self._n_importance()
         matmul_dtype = self._score_matmul_dtype()
-        eps, u = self._crn_noise(start, len(x), S) if noise is None else noise
+        if noise is None:
+            noise = self._crn_noise(start, len(x), self._n_importance())
+        eps, u = noise
+        S = eps.shape[1]
         step = max(1, self._score_budget() // max(1, len(x)))
         parts = []
         for s0 in range(0, S, step):
@@ -762,6 +861,9 @@ class VAEDensity(DensityNet):
         return torch.cat(parts, dim=1)
 
     def _log_prob_chunk(self, x, start, noise=None, workspace=None):
+        if noise is None and self._adaptive():
+            log_prob, _, _ = self._adaptive_chunk(x, start, workspace)
+            return log_prob
         log_w = self._log_weights_chunk(x, start, noise, workspace)
         return torch.logsumexp(log_w, dim=1) - math.log(log_w.shape[1])
 
@@ -773,6 +875,7 @@ class VAEDensity(DensityNet):
             int(self.score_seed),
             bool(self.qmc),
             self._n_importance(),
+            self._adaptive() and float(self.target_se),
             self._score_budget(),
             str(torch.device(self.device)),
             module.latent_dim,
@@ -811,6 +914,8 @@ class VAEDensity(DensityNet):
             and type(est)._score_loop is DensityNet._score_loop
             for est in estimators
         )
+        # adaptive S: every model draws the samples its own weights need
+        shared = shared and not any(est._adaptive() for est in estimators)
         if shared:
             for est in estimators:
                 est._check_fitted()
@@ -864,4 +969,65 @@ class VAEDensity(DensityNet):
         """
         return self._score_loop(
             X, functools.partial(self._elbo_chunk, workspace=_Workspace())
+        )
+
+    def importance_sampling_report(self, X):
+        """Each row's log-likelihood, its Monte Carlo error and its S.
+
+        :meth:`score_samples` with the standard error of every estimate,
+        ``sd(w) / (sqrt(S) mean(w))`` from the row's own importance weights
+        ``w`` (the delta method; it treats the samples as independent, which
+        overstates the error of the quasi-Monte Carlo points of
+        ``qmc=True``), and the number of samples used: ``n_importance_samples``,
+        or per row with ``"auto"``. Use it to choose S or ``target_se``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        report : Bunch
+            ``log_likelihood`` (equal to ``score_samples(X)``), ``stderr``
+            (nats) and ``n_importance_samples`` (int), each of shape
+            ``(n_samples,)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mem.models import VAEDensity
+        >>> X = (np.random.RandomState(0).uniform(size=(40, 16)) > 0.5) * 1.0
+        >>> vae = VAEDensity(latent_dim=2, hidden_dims=(16,), max_epochs=2,
+        ...                  n_importance_samples="auto", target_se=0.05,
+        ...                  random_state=0).fit(X)
+        >>> report = vae.importance_sampling_report(X)
+        >>> bool((report.stderr <= 0.05 / np.sqrt(2)).all())
+        True
+        >>> bool(np.array_equal(report.log_likelihood, vae.score_samples(X)))
+        True
+        """
+        from sklearn.utils import Bunch
+
+        extra = {}
+        workspace = _Workspace()
+
+        def chunk(x, start):
+            if self._adaptive():
+                log_prob, stderr, count = self._adaptive_chunk(x, start, workspace)
+            else:
+                log_w = self._log_weights_chunk(x, start, workspace=workspace)
+                acc = RunningIWAE(len(x), x.device)
+                acc.add(torch.arange(len(x), device=x.device), log_w)
+                log_prob = torch.logsumexp(log_w, dim=1) - math.log(log_w.shape[1])
+                stderr, count = acc.stderr(), acc.count
+            extra[start] = (stderr.cpu().numpy(), count.cpu().numpy())
+            return log_prob
+
+        log_likelihood = self._score_loop(X, chunk)
+        starts = sorted(extra)
+        return Bunch(
+            log_likelihood=log_likelihood,
+            stderr=np.concatenate([extra[k][0] for k in starts]),
+            n_importance_samples=np.concatenate([extra[k][1] for k in starts]),
         )
