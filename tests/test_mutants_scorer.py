@@ -1012,3 +1012,130 @@ def test_fold_batching_true_messages_are_exact():
             f"them with score_samples; it cannot {what}. Use fold_batching='auto' "
             "or False."
         )
+
+
+# ---------------------------------------------------------------------------
+# the splitter of an int cv
+# ---------------------------------------------------------------------------
+
+
+def test_int_cv_is_a_seeded_shuffled_kfold_stratified_for_classifiers():
+    from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold
+
+    mem = MemorizationScorer(KernelDensity(), cv=3)
+    binary, multiclass = np.arange(12) % 2, np.arange(12) % 3
+    cases = [
+        ((), KFold),
+        ((binary,), KFold),  # labels alone do not stratify
+        ((binary, True), StratifiedKFold),
+        ((multiclass, True), StratifiedKFold),
+        ((np.linspace(0, 1, 12), True), KFold),  # continuous target
+        ((None, True), KFold),
+    ]
+    for args, kind in cases:
+        cv = mem._check_cv(np.random.RandomState(0), *args)
+        assert type(cv) is kind and cv.n_splits == 3 and cv.shuffle is True
+        assert isinstance(cv.random_state, int)
+        again = mem._check_cv(np.random.RandomState(0), *args)
+        other = mem._check_cv(np.random.RandomState(1), *args)
+        assert again.random_state == cv.random_state != other.random_state
+    splitter = ShuffleSplit(4, random_state=0)
+    assert mem.set_params(cv=splitter)._check_cv(np.random.RandomState(0)) is splitter
+
+
+# ---------------------------------------------------------------------------
+# when the closed form applies, tags, refitting resets what a fit set
+# ---------------------------------------------------------------------------
+
+
+class _KDEOwnScores(KernelDensity):
+    def score_samples(self, X):
+        return super().score_samples(X)
+
+
+class _KDEOwnFit(KernelDensity):
+    def fit(self, X, y=None, sample_weight=None):
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+class _KDEOnlyRenamed(KernelDensity):
+    """A subclass that overrides neither fit nor score_samples."""
+
+
+def test_exact_unavailable_reasons_are_exact():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sklearn_mem._scorer import _exact_unavailable_reason
+
+    assert _exact_unavailable_reason(KernelDensity(), {}) is None
+    assert _exact_unavailable_reason(_KDEOnlyRenamed(), {}) is None
+    for est, name in [
+        (_KDEOwnScores(), "_KDEOwnScores"),
+        (_KDEOwnFit(), "_KDEOwnFit"),
+        (make_pipeline(StandardScaler(), KernelDensity()), "Pipeline"),
+        (LogisticRegression(), "LogisticRegression"),
+    ]:
+        assert _exact_unavailable_reason(est, {}) == (
+            f"the estimator is {name}, not a sklearn.neighbors.KernelDensity (a "
+            "Pipeline or a subclass that overrides fit/score_samples is refitted)"
+        )
+    assert _exact_unavailable_reason(KernelDensity(metric="manhattan"), {}) == (
+        "KernelDensity(metric='manhattan') is not Euclidean"
+    )
+    assert _exact_unavailable_reason(KernelDensity(kernel="box"), {}) == (
+        "kernel 'box' is not one of ('gaussian', 'tophat', 'epanechnikov', "
+        "'exponential', 'linear', 'cosine')"
+    )
+    params = {"sample_weight": np.ones(3), "a": 1}
+    assert _exact_unavailable_reason(KernelDensity(), params) == (
+        "fit parameters ['a', 'sample_weight'] are passed to the estimator"
+    )
+
+
+class _Random(BaseEstimator):
+    """A density estimator whose tags say it is not deterministic."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def score_samples(self, X):
+        return np.zeros(len(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = True
+        return tags
+
+
+def test_tags_of_the_scorer():
+    from sklearn.utils import get_tags
+
+    for est, random, required in [
+        (KernelDensity(), False, False),
+        (_Random(), True, False),
+        (LogisticRegression(), False, True),
+    ]:
+        tags = get_tags(MemorizationScorer(est))
+        assert tags.input_tags.allow_nan is False
+        assert tags.input_tags.sparse is False
+        assert tags.non_deterministic is random
+        assert tags.target_tags.required is required
+        assert tags.transformer_tags.preserves_dtype == ["float64"]
+    tags = get_tags(MemorizationScorer(LinearRegression(), response="correct"))
+    assert tags.target_tags.required is True
+
+
+def test_refitting_removes_what_the_last_fit_set():
+    X = _grid()
+    mem = MemorizationScorer(
+        KernelDensity(kernel="tophat", bandwidth=1.0),
+        cv=3,
+        keep_estimators=True,
+        random_state=0,
+    ).fit(X)
+    assert hasattr(mem, "estimators_") and hasattr(mem, "full_loglik_")
+    mem.set_params(keep_estimators=False, refit=False).fit(X)
+    assert not hasattr(mem, "estimators_") and not hasattr(mem, "full_loglik_")
+    assert not hasattr(mem, "estimator_") and mem.method_ == "exact"
+    assert mem.get_params()["estimator"].kernel == "tophat"
