@@ -66,7 +66,7 @@ def test_rows_get_samples_until_they_meet_the_target():
         np.testing.assert_allclose(stderr[i].item(), ref_se[0], rtol=1e-10)
     # the blocks double and continue where the last one ended
     assert calls[0] == ([0, 1, 2, 3], 0, 8)
-    for (_, b0, e0), (_, b1, e1) in zip(calls, calls[1:]):
+    for (_, _, e0), (_, b1, e1) in zip(calls, calls[1:]):
         assert b1 == e0 and e1 == min(2 * e0, 1024)
     # a row stops at the first block that meets the target, or at the cap
     for i in range(4):
