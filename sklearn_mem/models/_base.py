@@ -1223,7 +1223,17 @@ def _fit_batched(nets, X, trains, checkpoint=None):
                 or (every is not None and done % every == 0)
                 or (seconds is not None and time.monotonic() - last_save >= seconds)
             ):
-                checkpoint.save(*_training_state(stack, nets, done))
+                try:
+                    checkpoint.save(*_training_state(stack, nets, done))
+                except OSError as exc:  # a full disk must not end the training
+                    warnings.warn(
+                        f"The training state of {len(nets)} folds could not be "
+                        f"saved after epoch {done} ({exc}); training continues "
+                        "without saving it.",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    checkpoint = None
                 last_save = time.monotonic()
     finally:
         stack.unstack()
