@@ -207,6 +207,14 @@ def test_influence_errors_are_exact():
     assert mem.n_features_in_ == 2
     with pytest.raises(TypeError, match="dense data is required"):
         mem.influence(sp.csr_matrix(_QUERY))
+    with pytest.raises(ValueError) as info:
+        mem.top_influences(np.ones((4, 3)))
+    assert "X has 3 features, but MemorizationScorer is expecting 2 features" in str(
+        info.value
+    )
+    assert mem.n_features_in_ == 2
+    with pytest.raises(TypeError, match="dense data is required"):
+        mem.top_influences(sp.csr_matrix(_QUERY))
 
     rng = np.random.RandomState(0)
     Xc = rng.normal(size=(20, 2))
