@@ -4,6 +4,13 @@ The refit path of :class:`~sklearn_mem.MemorizationScorer` is
 ``cross_val_predict``-shaped: splits are materialised once, one seed per fit
 is drawn in the parent, and each worker fits one clone on its training part
 and returns the clone's log-likelihood of every row (not the model).
+
+The fold-batched path (estimators with ``fit_folds``) trains units of folds
+instead: one unit per repeat of a repeated splitter, all the fits otherwise
+(:func:`fold_units`). Units are jobs of the same ``Parallel`` dispatch,
+each cached on its own; while a unit trains, its training state is saved
+next to the cache (:class:`TrainingStateStore`, plain arrays, never a
+pickle) so that a killed run resumes mid-training with the same result.
 """
 
 import hashlib
@@ -527,7 +534,7 @@ class TrainingStateStore:
             if reserved in payload:
                 raise ValueError(f"{reserved!r} is a reserved name in a saved state")
         payload["meta"] = np.frombuffer(
-            json.dumps(meta, allow_nan=True).encode("utf-8"), dtype=np.uint8
+            json.dumps(meta, default=_json_scalar).encode("utf-8"), dtype=np.uint8
         )
         digest = _state_digest(payload)
         payload["sha256"] = np.frombuffer(digest.encode("ascii"), dtype=np.uint8)
@@ -554,12 +561,15 @@ class TrainingStateStore:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def clear(self):
-        """Remove the saved state (and its folder)."""
+        """Remove the saved state (its folder)."""
         shutil.rmtree(self.folder, ignore_errors=True)
-        try:
-            self.folder.parent.rmdir()  # only when empty
-        except OSError:
-            pass
+
+
+def _json_scalar(value):
+    """numpy scalars (e.g. in a skorch history) as Python numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot save a {type(value).__name__} in a training state")
 
 
 def _state_digest(arrays):

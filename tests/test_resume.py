@@ -348,7 +348,9 @@ def test_save_schedule_is_validated(params, match):
 def test_state_store_round_trip(tmp_path):
     store = TrainingStateStore(tmp_path, "key")
     arrays = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "s": np.arange(3)}
-    store.save(arrays, {"epoch": 1, "loss": float("nan")})
+    store.save(arrays, {"epoch": 1, "loss": float("nan"), "n": np.int64(3)})
+    meta = store.load()[1]
+    assert meta["n"] == 3 and np.isnan(meta["loss"])
     store.save({**arrays, "w": arrays["w"] + 1}, {"epoch": 2})
     loaded, meta = store.load()
     assert meta == {"epoch": 2}
@@ -359,7 +361,8 @@ def test_state_store_round_trip(tmp_path):
     with pytest.raises(ValueError, match="reserved"):
         store.save({"meta": np.zeros(1)}, {})
     store.clear()
-    assert not (tmp_path / STATE_DIR).exists()
+    assert not store.folder.exists()
+    assert store.load() is None
 
 
 # ----------------------------------------------------------------------
