@@ -823,32 +823,6 @@ def test_metadata_routing_reaches_the_estimator_and_names_the_scorer():
             unset.fit(X, groups=groups, sample_weight=weights)
 
 
-def _masks(cv, n):
-    return np.array(
-        [np.isin(np.arange(n), train) for train, _ in cv.split(np.zeros((n, 1)))]
-    )
-
-
-def test_rounds_partition_tells_repeats_from_subsamples():
-    from sklearn.model_selection import KFold, RepeatedKFold, ShuffleSplit
-
-    from sklearn_mem._aggregate import split_rounds
-    from sklearn_mem._scorer import _rounds_partition
-
-    for cv, partition in [
-        (KFold(3), True),
-        (RepeatedKFold(n_splits=3, n_repeats=3, random_state=0), True),
-        (RepeatedKFold(n_splits=2, n_repeats=2, random_state=0), True),
-        (ShuffleSplit(6, train_size=0.5, random_state=0), False),
-    ]:
-        in_mask = _masks(cv, 9)
-        assert _rounds_partition(in_mask, split_rounds(in_mask)) is partition
-    # two rounds, the second of which holds sample 0 out twice
-    in_mask = _masks(KFold(3), 9)
-    in_mask = np.vstack([in_mask, in_mask[[0, 0, 1]]])
-    assert _rounds_partition(in_mask, np.array([0, 0, 0, 1, 1, 1])) is False
-
-
 def test_supervised_standard_error_of_subsamples_and_of_repeats():
     from sklearn.model_selection import RepeatedKFold, ShuffleSplit
 
