@@ -278,6 +278,28 @@ class LeaveOneOutMemorySuite:
         _scorer(LeaveOneOut(), 2).fit(self.X)
 
 
+class AdaptiveSamplingSuite:
+    """asv: adaptive vs fixed S=1000 importance sampling of 300 digits."""
+
+    timeout = 600
+
+    def setup(self):
+        try:
+            from sklearn.datasets import load_digits
+
+            from sklearn_mem.models import VAEDensity
+        except ImportError:  # the torch extra
+            raise NotImplementedError("needs torch") from None
+        self.X = load_digits().data[:300] / 16.0
+        self.vae = VAEDensity(max_epochs=5, random_state=0).fit(self.X)
+
+    def time_auto(self):
+        self.vae.set_params(n_importance_samples="auto").score_samples(self.X)
+
+    def time_fixed_1000(self):
+        self.vae.set_params(n_importance_samples=1000).score_samples(self.X)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")

@@ -12,8 +12,9 @@
    the IWAE scoring, at the GFLOP/s this machine reaches on matrix products
    of the same shapes.
 4. Scale (``bench_scale``): the closed-form KDE at n=20,000 against its
-   floor loop, at n_jobs 1 and 2, and the peak memory of exact LeaveOneOut
-   at n=20,000 and n=100,000.
+   floor loop, at n_jobs 1 and 2, the peak memory of exact LeaveOneOut
+   at n=20,000 and n=100,000, and adaptive importance sampling against
+   fixed S on digits.
 
 The VAE variants run ``--repeats`` times (3 by default), interleaved, and
 the median is reported with the range of the runs: a shared 2-core VM drifts
@@ -35,6 +36,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from benchmarks.bench_core import _table  # noqa: E402
 from benchmarks.bench_core import run as run_core  # noqa: E402
+from benchmarks.bench_scale import adaptive_sampling, adaptive_table  # noqa: E402
 from benchmarks.bench_scale import run as run_scale  # noqa: E402
 from benchmarks.bench_scale import table as scale_table  # noqa: E402
 
@@ -290,6 +292,8 @@ def main(argv=None):
     if not args.skip_scale:
         print()
         print(scale_table(*run_scale(quick=args.quick)))
+        print()
+        print(adaptive_table(adaptive_sampling(epochs=5 if args.quick else 20)))
     print()
     repeats = args.repeats or (1 if args.quick else 3)
     dev = args.device
