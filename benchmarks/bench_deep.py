@@ -6,7 +6,8 @@ K=10 folds, one torch thread, ratios taken between variants of the same run:
 1. ``conv``: the convolutional VAE (``input_shape=(1, 8, 8)``, default
    channels (32, 64), latent 8, batch 128) trained as 10 sequential fits
    against one fold-batched model, with its stacked convolutions run per
-   fold (the CPU form) and as one grouped convolution (the GPU form):
+   fold (the default on the CPU) and as one grouped convolution (the
+   default on a GPU; ``--device cuda`` trains these variants there):
    seconds per epoch, and how far the batched fits are from the sequential
    ones (largest relative difference of the log-likelihoods of 200 rows,
    largest absolute difference of a weight).
@@ -35,6 +36,7 @@ Usage::
 
     python benchmarks/bench_deep.py            # everything, 3 interleaved runs
     python benchmarks/bench_deep.py --quick    # 1 run, fewer epochs
+    python benchmarks/bench_deep.py --device cuda   # the conv variants on a GPU
 
 ``benchmarks/run.py`` calls :func:`run` and prints :func:`table`.
 asv: :class:`ConvBatchedSuite` and :class:`ResumeSuite`.
@@ -72,12 +74,13 @@ def folds(X, k=K):
     return [train for train, _ in KFold(k, shuffle=True, random_state=0).split(X)]
 
 
-def conv_vae(epochs):
+def conv_vae(epochs, device="cpu"):
     return VAEDensity(
         architecture="conv",
         input_shape=(1, 8, 8),
         max_epochs=epochs,
         n_importance_samples=16,
+        device=device,
     )
 
 
@@ -90,15 +93,14 @@ def clones(est, n=K):
 
 
 class _grouped_convs:
-    """Stacked convolutions in their grouped (GPU) form, on every device."""
+    """Stacked convolutions grouped (``on``) or per fold, on every device."""
 
     def __init__(self, on=True):
         self.on = on
 
     def __enter__(self):
         self.saved = _batched._GROUPED_CONV_DEVICES
-        if self.on:
-            _batched._GROUPED_CONV_DEVICES = (*self.saved, "cpu")
+        _batched._GROUPED_CONV_DEVICES = ("cuda", "cpu") if self.on else ()
 
     def __exit__(self, *exc):
         _batched._GROUPED_CONV_DEVICES = self.saved
@@ -123,11 +125,15 @@ def _agreement(sequential, batched, X):
     return rel, weight
 
 
-def conv_rows(epochs=2, repeats=3):
-    """Seconds per epoch of the conv VAE: sequential vs fold-batched (2 forms)."""
+def conv_rows(epochs=2, repeats=3, device="cpu"):
+    """Seconds per epoch of the conv VAE: sequential vs fold-batched (2 forms).
+
+    The form used by default on ``device`` is marked "(default here)".
+    """
     X = digits()
     trains = folds(X)
-    est = conv_vae(epochs)
+    est = conv_vae(epochs, device)
+    grouped_here = device.split(":")[0] in _batched._GROUPED_CONV_DEVICES
 
     def sequential():
         return [c.fit(X[t]) for c, t in zip(clones(est), trains)]
@@ -138,14 +144,19 @@ def conv_rows(epochs=2, repeats=3):
 
     variants = {
         "sequential": sequential,
-        "batched (per-fold convolutions, CPU form)": lambda: batched(False),
-        "batched (grouped convolution, GPU form)": lambda: batched(True),
+        "batched, per-fold convolutions"
+        + ("" if grouped_here else " (default here)"): lambda: batched(False),
+        "batched, one grouped convolution"
+        + (" (default here)" if grouped_here else ""): lambda: batched(True),
     }
     times = {name: [] for name in variants}
     fitted = {}
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     for _ in range(repeats):  # interleaved: the machine's load hits all
         for name, fn in variants.items():
-            seconds, fitted[name] = _timed(fn)
+            sync()
+            seconds, fitted[name] = _timed(lambda fn=fn: (fn(), sync())[0])
             times[name].append(seconds / epochs)
     rows = {name: float(np.median(t)) for name, t in times.items()}
     agreement = {
@@ -364,11 +375,17 @@ def killed_rows(epochs=20):
     }
 
 
-def run(quick=False, repeats=None):
-    """Every measurement of this script; pass the result to :func:`table`."""
+def run(quick=False, repeats=None, device="cpu"):
+    """Every measurement of this script; pass the result to :func:`table`.
+
+    ``device`` is where the conv VAE variants train (the other
+    measurements are on the CPU).
+    """
     repeats = repeats or (1 if quick else 3)
     torch.set_num_threads(1)
-    conv, agreement = conv_rows(epochs=1 if quick else 2, repeats=repeats)
+    conv, agreement = conv_rows(
+        epochs=1 if quick else 2, repeats=repeats, device=device
+    )
     return {
         "conv": conv,
         "agreement": agreement,
@@ -376,6 +393,7 @@ def run(quick=False, repeats=None):
         "resume": resume_rows(epochs=2 if quick else 4, repeats=repeats),
         "killed": killed_rows(epochs=8 if quick else 40),
         "repeats": repeats,
+        "device": device,
     }
 
 
@@ -384,8 +402,9 @@ def table(results):
     conv, agreement = results["conv"], results["agreement"]
     seq = conv["sequential"]
     lines = [
-        f"Conv VAE on digits, K={K}, one thread: seconds per epoch "
-        f"(median of {results['repeats']} interleaved runs)",
+        f"Conv VAE on digits, K={K}, {results.get('device', 'cpu')}, one "
+        f"thread: seconds per epoch (median of {results['repeats']} interleaved "
+        "runs)",
         "",
         "| variant | s/epoch | speed-up vs sequential | max rel. diff. log p "
         "| max abs. diff. weight |",
@@ -496,13 +515,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 run, fewer epochs")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument(
+        "--device", default="cpu", help="where the conv VAE variants train (cuda)"
+    )
     args = parser.parse_args(argv)
     print(
         f"machine: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, torch {torch.__version__}"
     )
     print()
-    print(table(run(quick=args.quick, repeats=args.repeats)))
+    print(table(run(quick=args.quick, repeats=args.repeats, device=args.device)))
 
 
 if __name__ == "__main__":

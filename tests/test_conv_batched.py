@@ -168,3 +168,12 @@ def test_unsupported_convolution_falls_back():
     for s, b in zip(seq, bat):
         for p, q in zip(s.module_.parameters(), b.module_.parameters()):
             assert torch.equal(p, q)  # fitted one by one, exactly as fit
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_conv_batched_on_cuda():
+    """On a GPU the stacked convolutions are grouped; same fits as sequential."""
+    seq, bat = fit_both(conv_vae(device="cuda"))
+    for s, b in zip(seq, bat):
+        assert next(b.module_.parameters()).device.type == "cuda"
+        np.testing.assert_allclose(b.score_samples(X), s.score_samples(X), rtol=1e-4)

@@ -1026,7 +1026,9 @@ def _fit_sequential(estimators, X, trains):
 
 def _save_schedule(net):
     """Validated ``(save_state_every, save_state_seconds)`` of ``net``."""
-    every, seconds = net.save_state_every, net.save_state_seconds
+    # (a net pickled before these parameters existed has neither)
+    every = getattr(net, "save_state_every", None)
+    seconds = getattr(net, "save_state_seconds", 60.0)
     if every is not None and (
         not isinstance(every, numbers.Integral) or isinstance(every, bool) or every < 1
     ):
