@@ -231,6 +231,9 @@ def test_influence_errors_are_exact():
     with pytest.raises(ValueError) as info:
         clf.influence(Xc[:5], yc[:4])
     assert str(info.value) == "y has shape (4,); expected (5,), one label per row of X."
+    # the fits could score sparse rows; influence refuses them all the same
+    with pytest.raises(TypeError, match="dense data is required"):
+        clf.influence(sp.csr_matrix(Xc[:5]), yc[:5])
 
 
 class _NaNFarAway(BaseEstimator):
@@ -1121,3 +1124,136 @@ def test_refitting_removes_what_the_last_fit_set():
     assert not hasattr(mem, "estimators_") and not hasattr(mem, "full_loglik_")
     assert not hasattr(mem, "estimator_") and mem.method_ == "exact"
     assert mem.get_params()["estimator"].kernel == "tophat"
+
+
+# ---------------------------------------------------------------------------
+# _check_response: the response, X and y a fit works with
+# ---------------------------------------------------------------------------
+
+
+def _predict(est, X, y):
+    return est.predict(X)
+
+
+def test_check_response_resolves_and_validates():
+    X = _grid()
+    labels = (X[:, 0] > 2).astype(int)
+    target = X.sum(axis=1)
+    kde = MemorizationScorer(KernelDensity())
+    response, Xv, yv = kde._check_response(X.tolist(), labels)  # y ignored
+    assert response == "score_samples" and yv is None
+    assert isinstance(Xv, np.ndarray) and np.array_equal(Xv, X)
+    assert kde._check_response(X[:2], None)[1].shape == (2, 2)
+
+    clf = MemorizationScorer(LogisticRegression())
+    response, Xv, yv = clf._check_response(X, labels.tolist())
+    assert response == "log_proba" and isinstance(yv, np.ndarray)
+    np.testing.assert_array_equal(yv, labels)
+    assert clf._check_response(X[:2], labels[:2])[1].shape == (2, 2)
+    feldman = MemorizationScorer(
+        LogisticRegression(), response="correct", aggregate="mean"
+    )
+    assert feldman._check_response(X, labels)[0] == "correct"
+
+    reg = MemorizationScorer(LinearRegression(), response=_predict, aggregate="mean")
+    response, Xv, yv = reg._check_response(X, target)
+    assert response is _predict
+    np.testing.assert_array_equal(yv, target)
+    response, Xv, yv = reg._check_response(X[:2], None)  # a callable needs no y
+    assert response is _predict and yv is None and Xv.shape == (2, 2)
+    two = np.column_stack([target, -target])  # a callable takes several targets
+    assert reg._check_response(X, two)[2].shape == (len(X), 2)
+    assert reg._check_response(X[:2], two[:2])[2].shape == (2, 2)
+
+
+def test_check_response_refuses_one_sample_and_sparse_input():
+    X = _grid()
+    labels = (X[:, 0] > 2).astype(int)
+    reg = MemorizationScorer(LinearRegression(), response=_predict, aggregate="mean")
+    clf = MemorizationScorer(LogisticRegression())
+    for mem, y in [
+        (MemorizationScorer(KernelDensity()), None),
+        (reg, None),
+        (reg, X[:, 0]),
+        (clf, labels),
+    ]:
+        with pytest.raises(ValueError, match=r"minimum of 2 is required"):
+            mem._check_response(X[:1], None if y is None else y[:1])
+        with pytest.raises(TypeError, match="dense data is required"):
+            mem._check_response(sp.csr_matrix(X), y)
+
+
+def test_check_response_messages_are_exact():
+    from sklearn.svm import LinearSVC
+
+    X = _grid()
+    labels = (X[:, 0] > 2).astype(int)
+    cases = [
+        (
+            MemorizationScorer(LinearRegression()),
+            None,
+            "The 'estimator' parameter of MemorizationScorer must be an object "
+            "implementing 'fit' and 'score_samples' (a density estimator) for "
+            "response='auto'; got LinearRegression, which is not a classifier. "
+            "For a regressor or any other model pass a callable response(estimator, "
+            "X, y) -> array of shape (n_samples,).",
+        ),
+        (
+            MemorizationScorer(LogisticRegression(), method="exact"),
+            labels,
+            "method='exact' computes KernelDensity log-likelihoods in closed form "
+            "and cannot compute response='log_proba'. Use method='refit' (or "
+            "'auto') to refit the estimator on every split.",
+        ),
+        (
+            MemorizationScorer(LogisticRegression(), response="correct"),
+            labels,
+            "response='correct' gives 0/1 correctness, not a log-likelihood, so "
+            "aggregate='logmeanexp' does not apply; use aggregate='mean' "
+            "(Feldman's estimator: mean correctness over the fits trained on a "
+            "sample minus over the others).",
+        ),
+        (
+            MemorizationScorer(LogisticRegression()),
+            None,
+            "LogisticRegression is fitted on labels: MemorizationScorer.fit(X, y) "
+            "needs y for response='log_proba' (every fit scores each training row "
+            "by its true label). Pass y, or use a density estimator to score X "
+            "alone.",
+        ),
+        (
+            MemorizationScorer(LogisticRegression(), response=_predict),
+            None,
+            "LogisticRegression is fitted on labels: MemorizationScorer.fit(X, y) "
+            "needs y for response=_predict (every fit scores each training row by "
+            "its true label). Pass y, or use a density estimator to score X alone.",
+        ),
+        (
+            MemorizationScorer(
+                LinearRegression(), response="correct", aggregate="mean"
+            ),
+            None,
+            "LinearRegression is fitted on labels: MemorizationScorer.fit(X, y) "
+            "needs y for response='correct' (every fit scores each training row by "
+            "its true label). Pass y, or use a density estimator to score X alone.",
+        ),
+    ]
+    for mem, y, message in cases:
+        with pytest.raises(ValueError) as info:
+            mem._check_response(X, y)
+        assert str(info.value) == message
+    with pytest.raises(
+        ValueError, match=r"^response='log_proba' scores log predict_pr"
+    ):
+        MemorizationScorer(LinearSVC())._check_response(X, labels)
+    # labels must be classes for a classifier, and for the correctness
+    for mem in [
+        MemorizationScorer(LogisticRegression(), response=_predict),
+        MemorizationScorer(LinearRegression(), response="correct", aggregate="mean"),
+    ]:
+        with pytest.raises(ValueError, match="Unknown label type"):
+            mem._check_response(X, X[:, 0] + 0.1)
+    with pytest.raises(ValueError, match="y should be a 1d array"):
+        MemorizationScorer(LogisticRegression())._check_response(
+            X, np.column_stack([labels, labels])
+        )
