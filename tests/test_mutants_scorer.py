@@ -1257,3 +1257,27 @@ def test_check_response_messages_are_exact():
         MemorizationScorer(LogisticRegression())._check_response(
             X, np.column_stack([labels, labels])
         )
+
+
+# ---------------------------------------------------------------------------
+# _kde: one kernel against scikit-learn's, at and beyond its support
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kernel", ["gaussian", "tophat", "epanechnikov", "exponential", "linear", "cosine"]
+)
+def test_log_kernel_equals_scikit_learns_at_and_beyond_the_support(kernel):
+    from sklearn_mem._kde import log_kernel, log_kernel_norm
+
+    h = 1.5
+    dist = np.array([0.0, 0.3, 1.2, h, 2.0, 7.0])  # h itself is outside
+    expected = KernelDensity(kernel=kernel, bandwidth=h).fit([[0.0]])
+    expected = expected.score_samples(dist[:, None])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no log(0) or log of a negative number
+        squared = kernel in ("gaussian", "epanechnikov")
+        got = log_kernel(dist**2 if squared else dist, h, kernel)
+    got = got + log_kernel_norm(h, 1, kernel)
+    _assert_same(got, expected)
+    assert np.isneginf(got[3:]).all() == (kernel not in ("gaussian", "exponential"))
