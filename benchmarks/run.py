@@ -15,6 +15,10 @@
    floor loop, at n_jobs 1 and 2, the peak memory of exact LeaveOneOut
    at n=20,000 and n=100,000, and adaptive importance sampling against
    fixed S on digits.
+5. MNIST-size (``bench_mnist``): a K=10 study of the default VAE on a
+   synthetic 60,000 x 784 set: seconds per epoch fold-batched vs per fold,
+   scoring at S=1000 and adaptive S, peak memory, the extrapolated study
+   (about 8 minutes; ``--skip-mnist`` leaves it out).
 
 The VAE variants run ``--repeats`` times (3 by default), interleaved, and
 the median is reported with the range of the runs: a shared 2-core VM drifts
@@ -267,6 +271,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--skip-core", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-mnist", action="store_true")
     parser.add_argument(
         "--device",
         default="cpu",
@@ -304,6 +309,12 @@ def main(argv=None):
     gap = _subprocess("precision_gap", epochs, S, dev)
     print(f"VAE variants on {dev}: median of {repeats} interleaved run(s)")
     print(vae_table(results, epochs, samples_grid, floor, score_floors, dev, gap, S))
+    if not args.skip_mnist:
+        from benchmarks import bench_mnist
+
+        print()
+        result = bench_mnist.run(quick=args.quick, samples=[1000, "auto"], device=dev)
+        print(bench_mnist.table(result))
 
 
 if __name__ == "__main__":

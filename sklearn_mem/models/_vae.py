@@ -759,38 +759,16 @@ class VAEDensity(DensityNet):
         distributed, so the estimate keeps its meaning, but the S points
         cover the latent space evenly, which lowers its variance.
         """
-        module = self.module_
-        L, D = module.latent_dim, module.n_features
-        needs_u = module.likelihood.needs_noise
-        score_seed = int(self.score_seed)
-        eps = torch.empty((n_rows, S, L))
-        u = torch.empty((n_rows, S, D)) if needs_u else None
-        if self.qmc:
-            bits = torch.quasirandom.SobolEngine.MAXBIT
-            sobol = torch.quasirandom.SobolEngine(L, scramble=False)
-            base = torch.round(sobol.draw(S, dtype=torch.float64) * 2.0**bits)
-            base = base.to(torch.int64)
-        gen = torch.Generator()
-        for j in range(n_rows):
-            gen.manual_seed(_derive_seed(score_seed, "score", 1, start + j))
-            if self.qmc:
-                shift = torch.randint(0, 2**bits, (L,), generator=gen)
-                points = ((base ^ shift).to(torch.float64) + 0.5) / 2.0**bits
-                eps[j] = torch.special.ndtri(points).to(eps.dtype)
-            else:
-                eps[j] = torch.randn((S, L), generator=gen)
-            if needs_u:
-                u[j] = torch.rand((S, D), generator=gen)
-        device = self.device
-        return eps.to(device), (None if u is None else u.to(device))
+        return self._row_noise(torch.arange(start, start + n_rows), 0, S)
 
-    def _continued_noise(self, row_ids, begin, end):
-        """Noise of samples ``begin .. end`` of rows ``row_ids`` (begin > 0).
+    def _row_noise(self, row_ids, begin, end):
+        """Noise of samples ``begin .. end`` of the rows ``row_ids``.
 
-        With ``qmc=True`` the latent points continue the row's shifted Sobol
-        sequence (points ``begin .. end``, the same shift as
-        :meth:`_crn_noise`); other noise comes from a generator seeded by
-        ``(score_seed, begin, row)``, independent of the first block's.
+        ``begin == 0`` is :meth:`_crn_noise`. Later samples (the continuation
+        of ``n_importance_samples="auto"``) continue the row's shifted Sobol
+        sequence with ``qmc=True`` (points ``begin .. end``, the same shift);
+        their other noise comes from a generator seeded by
+        ``(score_seed, begin, row)``, independent of the earlier samples'.
         """
         module = self.module_
         L, D = module.latent_dim, module.n_features
@@ -802,21 +780,25 @@ class VAEDensity(DensityNet):
         if self.qmc:
             bits = torch.quasirandom.SobolEngine.MAXBIT
             sobol = torch.quasirandom.SobolEngine(L, scramble=False)
-            sobol.fast_forward(begin)
+            if begin:
+                sobol.fast_forward(begin)
             base = torch.round(sobol.draw(S, dtype=torch.float64) * 2.0**bits)
             base = base.to(torch.int64)
         gen, more = torch.Generator(), torch.Generator()
         for j, i in enumerate(row_ids.tolist()):
-            more.manual_seed(_derive_seed(score_seed, "score", 2, begin, i))
+            gen.manual_seed(_derive_seed(score_seed, "score", 1, i))
+            draw = gen
+            if begin:
+                more.manual_seed(_derive_seed(score_seed, "score", 2, begin, i))
+                draw = more
             if self.qmc:
-                gen.manual_seed(_derive_seed(score_seed, "score", 1, i))
                 shift = torch.randint(0, 2**bits, (L,), generator=gen)
                 points = ((base ^ shift).to(torch.float64) + 0.5) / 2.0**bits
                 eps[j] = torch.special.ndtri(points).to(eps.dtype)
             else:
-                eps[j] = torch.randn((S, L), generator=more)
+                eps[j] = torch.randn((S, L), generator=draw)
             if needs_u:
-                u[j] = torch.rand((S, D), generator=more)
+                u[j] = torch.rand((S, D), generator=draw)
         device = self.device
         return eps.to(device), (None if u is None else u.to(device))
 
@@ -828,7 +810,7 @@ class VAEDensity(DensityNet):
             if begin == 0:
                 noise = self._crn_noise(start, len(x), end)
                 return self._log_weights_chunk(x, start, noise, workspace)
-            noise = self._continued_noise(rows.cpu() + offset, begin, end)
+            noise = self._row_noise(rows.cpu() + offset, begin, end)
             return self._log_weights_chunk(x[rows], start, noise, workspace)
 
         return adaptive_log_prob(
