@@ -3,7 +3,8 @@
 Measured in one run, on scikit-learn's digits (1797 x 64, scaled to [0, 1]),
 K=10 folds, one torch thread, ratios taken between variants of the same run:
 
-1. ``conv``: the convolutional VAE (``input_shape=(1, 8, 8)``, default
+1. ``conv``: the convolutional VAE (``input_shape=(1, 8, 8)``, and on
+   the same digits as 28 x 28 binary images: MNIST's size; default
    channels (32, 64), latent 8, batch 128) trained as 10 sequential fits
    against one fold-batched model, with its stacked convolutions run per
    fold (the default on the CPU) and as one grouped convolution (the
@@ -74,10 +75,17 @@ def folds(X, k=K):
     return [train for train, _ in KFold(k, shuffle=True, random_state=0).split(X)]
 
 
-def conv_vae(epochs, device="cpu"):
+def mnist_size():
+    """Digits as 28 x 28 binary images (pixels tripled, a 2-pixel border)."""
+    images = load_digits().data.reshape(-1, 8, 8) / 16.0
+    big = np.pad(np.kron(images, np.ones((3, 3))), ((0, 0), (2, 2), (2, 2)))
+    return (big > 0.5).astype(float).reshape(len(big), -1)
+
+
+def conv_vae(epochs, device="cpu", size=8):
     return VAEDensity(
         architecture="conv",
-        input_shape=(1, 8, 8),
+        input_shape=(1, size, size),
         max_epochs=epochs,
         n_importance_samples=16,
         device=device,
@@ -125,14 +133,15 @@ def _agreement(sequential, batched, X):
     return rel, weight
 
 
-def conv_rows(epochs=2, repeats=3, device="cpu"):
+def conv_rows(epochs=2, repeats=3, device="cpu", size=8):
     """Seconds per epoch of the conv VAE: sequential vs fold-batched (2 forms).
 
+    ``size`` 8: digits; 28: digits as MNIST-size images (:func:`mnist_size`).
     The form used by default on ``device`` is marked "(default here)".
     """
-    X = digits()
+    X = digits() if size == 8 else mnist_size()
     trains = folds(X)
-    est = conv_vae(epochs, device)
+    est = conv_vae(epochs, device, size)
     grouped_here = device.split(":")[0] in _batched._GROUPED_CONV_DEVICES
 
     def sequential():
@@ -386,8 +395,13 @@ def run(quick=False, repeats=None, device="cpu"):
     conv, agreement = conv_rows(
         epochs=1 if quick else 2, repeats=repeats, device=device
     )
+    mnist, mnist_agreement = conv_rows(
+        epochs=1, repeats=repeats, device=device, size=28
+    )
     return {
         "conv": conv,
+        "mnist": mnist,
+        "mnist agreement": mnist_agreement,
         "agreement": agreement,
         "convlayer": convlayer_rows(repeats=5 if quick else 20),
         "resume": resume_rows(epochs=2 if quick else 4, repeats=repeats),
@@ -397,14 +411,10 @@ def run(quick=False, repeats=None, device="cpu"):
     }
 
 
-def table(results):
-    """Markdown tables of :func:`run`'s results, with the ratios."""
-    conv, agreement = results["conv"], results["agreement"]
+def _conv_table(title, conv, agreement):
     seq = conv["sequential"]
     lines = [
-        f"Conv VAE on digits, K={K}, {results.get('device', 'cpu')}, one "
-        f"thread: seconds per epoch (median of {results['repeats']} interleaved "
-        "runs)",
+        title,
         "",
         "| variant | s/epoch | speed-up vs sequential | max rel. diff. log p "
         "| max abs. diff. weight |",
@@ -415,6 +425,24 @@ def table(results):
         if name in agreement:
             diff = "{:.1e} | {:.1e}".format(*agreement[name])
         lines.append(f"| {name} | {seconds:.3f} | {seq / seconds:.2f}x | {diff} |")
+    return lines
+
+
+def table(results):
+    """Markdown tables of :func:`run`'s results, with the ratios."""
+    where = f"K={K}, {results.get('device', 'cpu')}, one thread"
+    runs = f"median of {results['repeats']} interleaved runs"
+    lines = _conv_table(
+        f"Conv VAE on digits (8 x 8), {where}: seconds per epoch ({runs})",
+        results["conv"],
+        results["agreement"],
+    )
+    lines += [""] + _conv_table(
+        f"Conv VAE on digits as 28 x 28 binary images (MNIST size, 1797 rows), "
+        f"{where}: seconds per epoch ({runs}; 1 epoch)",
+        results["mnist"],
+        results["mnist agreement"],
+    )
     layer = results["convlayer"]
     lines += [
         "",

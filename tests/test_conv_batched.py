@@ -141,6 +141,10 @@ def test_stacked_convolution_layer(make, conv_form):
         torch.testing.assert_close(stacked(x), expected)  # (K, B, C, H, W)
         merged = stacked(x.reshape(15, 4, 7, 6))  # folds merged, fold-major
         torch.testing.assert_close(merged, expected.reshape(15, *expected.shape[2:]))
+        # the stacked convolution alone (outside a Sequential's run), ReLU fused
+        (run,) = stacked.children()
+        (conv, _) = run.layers
+        torch.testing.assert_close(conv(x), expected)
     # each fold's part of the stacked parameters is that fold's parameter
     for stacked_param, params, view in entries:
         for k, p in enumerate(params):

@@ -46,14 +46,19 @@ before its convolutions, which merges the fold axis into the batch axis,
 fold-major: a stacked convolution therefore takes ``(K * B, C, H, W)`` (or
 ``(K, B, C, H, W)``) and returns its output in the same form, each fold's
 images convolved with that fold's weights; the module reshapes back to
-``(K, B, ...)`` with ``reshape(*lead, -1)`` where it flattens. How the K
-convolutions run depends on the device, not on the result's meaning: on a
-GPU as one grouped convolution (``groups = K * groups``: the folds'
-channels side by side), which is one kernel launch instead of K; on the
-CPU as K convolutions of contiguous per-fold slices, which ``python
-benchmarks/bench_deep.py`` measured as fast as or faster than the grouped
-form and ``torch.func.vmap`` there (and which computes each fold's
-convolution exactly as its sequential fit does). A module whose ``forward``
+``(K, B, ...)`` with ``reshape(*lead, -1)`` where it flattens. Consecutive
+stacked convolutions of a Sequential (with the activations between them)
+run together: on a GPU as one grouped convolution per layer
+(``groups = K * groups``: the folds' channels side by side, laid out once
+for the whole run), one kernel launch instead of K; on the CPU fold by
+fold, each fold's images through all the layers with that fold's
+weights, so that every activation is one fold's (the stacked activations
+of MNIST-size images are tens of MiB, which the allocator maps afresh,
+page by page, at every step) and each fold's convolutions are computed
+exactly as its sequential fit computes them. ``python
+benchmarks/bench_deep.py`` times both forms (and ``torch.func.vmap``).
+
+Noise. A module whose ``forward``
 draws training noise (it takes a ``generator``) also defines
 ``draw_noise(batch_shape, generator=None, device=None, out=None)``, which
 returns the noise of a batch as a tuple of tensors (or None) drawn in the
@@ -219,37 +224,101 @@ class _StackedConv(nn.Module):
             x, weight, bias, self.stride, self.padding, self.dilation, groups
         )
 
+    def fold_parts(self):
+        """Each fold's (weight, bias), as views (one unbind per tensor)."""
+        biases = [None] * self.n_folds if self.bias is None else self.bias.unbind(0)
+        return list(zip(self.weight.unbind(0), biases))
+
+    def fold_forward(self, x, part):
+        """Fold ``k``'s convolution of its images ``x``; ``part = fold_parts()[k]``."""
+        out = self._conv(x, *part, self.groups)
+        return out.relu_() if self.relu else out
+
+    def grouped_forward(self, x):
+        """Every fold at once on ``(B, K * C, H, W)`` (folds' channels side by side)."""
+        bias = None if self.bias is None else self.bias.flatten()
+        out = self._conv(x, self.weight.flatten(0, 1), bias, self.n_folds * self.groups)
+        return out.relu_() if self.relu else out
+
     def forward(self, x):
-        K = self.n_folds
+        return _ConvRun([self])(x)
+
+
+class _ConvRun(nn.Module):
+    """Consecutive stacked convolutions (and activations) of a Sequential.
+
+    Takes and returns what a stacked convolution does (``(K * B, C, H, W)``
+    or ``(K, B, C, H, W)``). On a device of :data:`_GROUPED_CONV_DEVICES` the
+    input is laid out once as ``(B, K * C, H, W)`` and every layer is one
+    grouped convolution; elsewhere (the CPU) each fold's images go through
+    all the layers in turn with that fold's weights, and only the run's
+    output is stacked: every activation is then one fold's, a tenth of the
+    stacked size, which on the CPU stays in the allocator's reused memory
+    and in cache (stacked activations of tens of MiB are mapped afresh,
+    page by page, at every step) and computes exactly what the fold's
+    sequential fit computes.
+    """
+
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x):
+        first = next(m for m in self.layers if type(m) is _StackedConv)
+        K = first.n_folds
         merged = x.dim() == 4
         xs = x.reshape(K, -1, *x.shape[1:]) if merged else x
-        bias = self.bias
         if x.device.type in _GROUPED_CONV_DEVICES:
             B = xs.shape[1]
-            grouped = xs.transpose(0, 1).reshape(B, -1, *xs.shape[3:])
-            out = self._conv(
-                grouped,
-                self.weight.flatten(0, 1),
-                None if bias is None else bias.flatten(),
-                K * self.groups,
-            )
-            out = out.reshape(B, K, -1, *out.shape[2:]).transpose(0, 1)
-            out = out.contiguous()
+            h = xs.transpose(0, 1).reshape(B, -1, *xs.shape[3:])
+            for layer in self.layers:
+                stacked = type(layer) is _StackedConv
+                h = layer.grouped_forward(h) if stacked else layer(h)
+            out = h.reshape(B, K, -1, *h.shape[2:]).transpose(0, 1).contiguous()
         else:
-            out = torch.stack(
-                [
-                    self._conv(
-                        xs[k],
-                        self.weight[k],
-                        None if bias is None else bias[k],
-                        self.groups,
-                    )
-                    for k in range(K)
-                ]
-            )
-        if self.relu:
-            out = out.relu_()
+            parts = [
+                layer.fold_parts() if type(layer) is _StackedConv else None
+                for layer in self.layers
+            ]
+            outs = []
+            # unbind, not xs[k]: the backward of K selections would write K
+            # zero-filled gradients of the whole stack; unbind's stacks once
+            for k, h in enumerate(xs.unbind(0)):
+                for layer, part in zip(self.layers, parts):
+                    h = layer(h) if part is None else layer.fold_forward(h, part[k])
+                outs.append(h)
+            out = torch.stack(outs)
         return out.reshape(-1, *out.shape[2:]) if merged else out
+
+
+# elementwise modules that a run of stacked convolutions carries along
+_ELEMENTWISE = tuple(
+    kind for kind in _TORCH_STACKABLE if kind not in (nn.Sequential, nn.ModuleList)
+)
+
+
+def _group_conv_runs(sequential):
+    """Wrap each run of stacked convolutions of ``sequential`` in a _ConvRun."""
+    modules = list(sequential._modules.items())
+    kept, run = [], []
+
+    def close():
+        if any(type(m) is _StackedConv for _, m in run):
+            kept.append((run[0][0], _ConvRun([m for _, m in run])))
+        else:
+            kept.extend(run)
+        run.clear()
+
+    for name, module in modules:
+        if type(module) is _StackedConv or type(module) in _ELEMENTWISE:
+            run.append((name, module))
+        else:
+            close()
+            kept.append((name, module))
+    close()
+    sequential._modules.clear()
+    for name, module in kept:
+        sequential._modules[name] = module
 
 
 def _check_conv(folds):
@@ -319,6 +388,7 @@ def _stack(template, folds, entries):
         setattr(template, name, _stack(child, children, entries))
     if kind is nn.Sequential:
         _fuse_relu(template)
+        _group_conv_runs(template)
     for name, _ in list(template.named_parameters(recurse=False)):
         params = [getattr(f, name) for f in folds]
         if len({tuple(p.shape) for p in params}) != 1:
