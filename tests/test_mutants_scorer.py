@@ -843,12 +843,22 @@ def test_supervised_standard_error_of_subsamples_and_of_repeats():
     ).fit(X, y)
     se = _stderr_loop(sub.loglik_, sub.in_mask_, "mean")
     np.testing.assert_allclose(sub.memorization_stderr_, se, rtol=1e-9)
+    M, z95 = sub.memorization_scores_, 1.959963984540054
+    np.testing.assert_allclose(
+        sub.memorization_interval_,
+        np.column_stack([M - z95 * se, M + z95 * se]),
+        rtol=1e-9,
+    )
     rep = MemorizationScorer(
-        LogisticRegression(), cv=RepeatedKFold(n_splits=3, n_repeats=3, random_state=0)
+        LogisticRegression(),
+        cv=RepeatedKFold(n_splits=3, n_repeats=3, random_state=0),
+        response="correct",
+        aggregate="mean",
     ).fit(X, y)
     rounds = np.repeat([0, 1, 2], 3)
-    se, _ = repeat_standard_error(rep.loglik_, rep.in_mask_, rounds)
+    se, _ = repeat_standard_error(rep.loglik_, rep.in_mask_, rounds, aggregate="mean")
     np.testing.assert_allclose(rep.memorization_stderr_, se, rtol=1e-12)
+    assert np.isfinite(se).sum() > 5
 
 
 # ---------------------------------------------------------------------------
@@ -1281,3 +1291,36 @@ def test_log_kernel_equals_scikit_learns_at_and_beyond_the_support(kernel):
     got = got + log_kernel_norm(h, 1, kernel)
     _assert_same(got, expected)
     assert np.isneginf(got[3:]).all() == (kernel not in ("gaussian", "exponential"))
+
+
+def test_default_parameters_and_those_passed():
+    defaults = {
+        "cv": 10,
+        "aggregate": "logmeanexp",
+        "response": "auto",
+        "method": "auto",
+        "refit": True,
+        "keep_estimators": False,
+        "fold_batching": "auto",
+        "n_jobs": None,
+        "memory": None,
+        "random_state": None,
+        "verbose": 0,
+    }
+    params = MemorizationScorer(KernelDensity()).get_params(deep=False)
+    assert {k: params[k] for k in defaults} == defaults
+    passed = {
+        "cv": 3,
+        "aggregate": "mean",
+        "response": "correct",
+        "method": "refit",
+        "refit": False,
+        "keep_estimators": True,
+        "fold_batching": False,
+        "n_jobs": 2,
+        "memory": "cache-dir",
+        "random_state": 7,
+        "verbose": 2,
+    }
+    params = MemorizationScorer(LogisticRegression(), **passed).get_params(deep=False)
+    assert {k: params[k] for k in passed} == passed
