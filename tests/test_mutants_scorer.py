@@ -1324,3 +1324,18 @@ def test_default_parameters_and_those_passed():
     }
     params = MemorizationScorer(LogisticRegression(), **passed).get_params(deep=False)
     assert {k: params[k] for k in passed} == passed
+
+
+def test_unknown_kernel_messages_are_exact():
+    from sklearn_mem._kde import log_kernel, log_kernel_norm
+
+    message = (
+        "kernel must be one of ('gaussian', 'tophat', 'epanechnikov', "
+        "'exponential', 'linear', 'cosine'), got 'box'."
+    )
+    with pytest.raises(ValueError) as info:
+        log_kernel(np.ones(2), 1.0, "box")
+    assert str(info.value) == message
+    with pytest.raises(ValueError) as info:
+        log_kernel_norm(1.0, 2, "box")
+    assert str(info.value) == message
