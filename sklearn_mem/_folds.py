@@ -632,6 +632,7 @@ def _fit_unit(worker, estimator, X, trains, seeds, n_threads, versions, verbose,
     no cache); ``state`` is ``(location, key)`` of its
     :class:`TrainingStateStore`, or None.
     """
+    watch_parent()  # a unit in a loky worker stops when the run is killed
     checkpoint = None if state is None else TrainingStateStore(*state)
     if worker is None:
         return fit_batched_and_score(
