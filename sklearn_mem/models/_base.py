@@ -260,8 +260,8 @@ class DensityNet(DensityMixin, NeuralNet):
         (stacked weights, Adam moments and step counts, the random generators
         of batch order and noise, history, checkpoints) into the cache every
         this many epochs, so that a run killed mid-training resumes from the
-        last saved epoch and gives bit-identical scores (see the user guide's
-        "Resuming deep-model runs"). None: no epoch-count schedule.
+        last saved epoch and gives bit-identical scores (user guide:
+        :ref:`resume`). None: no epoch-count schedule.
     save_state_seconds : float or None, default=60.0
         Also save the training state at the end of an epoch when this many
         seconds have passed since the last save (or the start). With either
