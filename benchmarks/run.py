@@ -15,7 +15,10 @@
    floor loop, at n_jobs 1 and 2, the peak memory of exact LeaveOneOut
    at n=20,000 and n=100,000, and adaptive importance sampling against
    fixed S on digits.
-5. MNIST-size (``bench_mnist``): a K=10 study of the default VAE on a
+5. Deep-model units (``bench_deep``): the conv VAE fold-batched (per-fold
+   and grouped convolutions) vs sequential fits, and the cost of saving
+   and restoring a training state (``--skip-deep`` leaves it out).
+6. MNIST-size (``bench_mnist``): a K=10 study of the default VAE on a
    synthetic 60,000 x 784 set: seconds per epoch fold-batched vs per fold,
    scoring at S=1000 and adaptive S, peak memory, the extrapolated study
    (about 8 minutes; ``--skip-mnist`` leaves it out).
@@ -271,6 +274,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--skip-core", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-deep", action="store_true")
     parser.add_argument("--skip-mnist", action="store_true")
     parser.add_argument(
         "--device",
@@ -309,6 +313,12 @@ def main(argv=None):
     gap = _subprocess("precision_gap", epochs, S, dev)
     print(f"VAE variants on {dev}: median of {repeats} interleaved run(s)")
     print(vae_table(results, epochs, samples_grid, floor, score_floors, dev, gap, S))
+    if not args.skip_deep:
+        from benchmarks.bench_deep import run as run_deep
+        from benchmarks.bench_deep import table as deep_table
+
+        print()
+        print(deep_table(run_deep(quick=args.quick, device=dev)))
     if not args.skip_mnist:
         from benchmarks import bench_mnist
 

@@ -325,7 +325,7 @@ def _run(args, argv):
         methods = {
             "exact": "exact (closed-form kernel sums)",
             "refit": "refit",
-            "batched": "batched (all folds trained as one model)",
+            "batched": "batched (the folds of each repeat trained as one model)",
         }
         fits = {
             "method": methods[scorer.method_],

@@ -337,7 +337,7 @@ def test_deep_models(model, options, small_npy, tmp_path, capsys):
     summary = _summary(out)
     assert summary["settings"]["model"] == model
     assert summary["fits"] == {
-        "method": "batched (all folds trained as one model)",
+        "method": "batched (the folds of each repeat trained as one model)",
         "computed": 2,
         "from_cache": 0,
     }

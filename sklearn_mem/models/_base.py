@@ -1140,10 +1140,15 @@ def _fit_batched(nets, X, trains, checkpoint=None):
     the histories and the weight snapshots of ``checkpoint_epochs``), so a
     resumed fit computes the same numbers as one that was never stopped.
     """
-    X_parts = []
     for net, train in zip(nets, trains):
         net.initialize()
-        X_parts.append(net._prepare_training(_safe_indexing(X, train)))
+        net._prepare_training(_safe_indexing(X, train))
+
+    def part(k):
+        # a fold's training rows, validated, for its callbacks only: made
+        # when needed, never all K at once (K copies of the data)
+        return nets[k]._validate_X(_safe_indexing(X, trains[k]), reset=False)
+
     first = nets[0]
     every, seconds = _save_schedule(first)
     if every is None and seconds is None:
@@ -1174,8 +1179,8 @@ def _fit_batched(nets, X, trains, checkpoint=None):
     )
     checkpoints = {int(e) for e in (first.checkpoint_epochs or ())}
 
-    for net, Xk in zip(nets, X_parts):
-        net.notify("on_train_begin", X=Xk, y=None)
+    for k, net in enumerate(nets):
+        net.notify("on_train_begin", X=part(k), y=None)
     start = 0
     if checkpoint is not None:
         saved = checkpoint.load()
@@ -1242,5 +1247,5 @@ def _fit_batched(nets, X, trains, checkpoint=None):
     for k, net in enumerate(nets):
         net.optimizer_.state.clear()
         net.optimizer_.state.update(stack.optimizer_state(k))
-        net.notify("on_train_end", X=X_parts[k], y=None)
+        net.notify("on_train_end", X=part(k), y=None)
     return nets
