@@ -2,11 +2,14 @@
 
 Each test checks a value computed independently of the code under test (a
 loop over fits and samples, numpy's own statistics, scikit-learn's own
-bandwidths, an exact message) for the influence matrix and its ranking, the
-subsampling standard error, the lookup of training rows in ``transform``,
-the delegation check of ``score``/``score_samples``, the output feature
-name, and the bandwidth checks of the closed-form KDE. docs/contributing.rst
-("Mutation score") lists the run and the mutants found equivalent.
+kernels and bandwidths, an exact message) for the influence matrix and its
+ranking, the subsampling standard error, the lookup of training rows in
+``transform``, the delegation check of ``score``/``score_samples``, the
+output feature name, what ``fit`` makes of its arguments (response, labels,
+splitter, fold batching, closed form, tags, defaults), memorization at
+every checkpoint, and the kernels and bandwidth checks of the closed-form
+KDE. docs/contributing.rst ("Mutation score") lists the runs and the
+mutants found equivalent.
 """
 
 import collections
