@@ -262,7 +262,12 @@ def test_memory_grows_with_the_chunk_not_n_squared(kernel):
         # a few (chunk, n) float64 work arrays, nothing of size n x n
         assert peaks[chunk] < 5 * chunk * n * 8 + output + 2**20
         assert peaks[chunk] < n * n * 8 / 10
-    assert peaks[128] > 2 * peaks[32]  # it is the chunk that costs memory
+    if kernel == "gaussian":
+        # summed in (chunk, 1024) column blocks: the chunk adds a few blocks,
+        # not (chunk, n) arrays
+        assert peaks[128] - peaks[32] < 3 * (128 - 32) * 1024 * 8
+    else:
+        assert peaks[128] > 2 * peaks[32]  # it is the chunk that costs memory
 
 
 def test_default_chunk_follows_working_memory():
