@@ -217,9 +217,11 @@ def _influence_side(values, mask, aggregate):
             sums = m.T @ np.exp(values - top)
             out = np.log(sums / count) + top
             # a side whose values all lie far below the column's top
-            # underflows to 0: recompute those entries with their own top
+            # underflows (to 0, or to subnormals that have lost digits):
+            # recompute those entries with their own top
             n_finite = m.T @ (~neginf).astype(np.float64)
-            redo = np.argwhere((sums == 0) & (n_finite > 0))
+            tiny = np.finfo(np.float64).tiny
+            redo = np.argwhere((sums < tiny) & (n_finite > 0))
             for i, z in redo:
                 v = values[mask[:, i], z]
                 t = v.max()
@@ -732,7 +734,10 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 "or more data."
             )
         if _routing_enabled():
-            routed = process_routing(self, "fit", groups=groups, **params)
+            # groups only when given: a splitter that does not request it
+            # (KFold, an int cv) must not see an unrouted groups=None
+            extra = {} if groups is None else {"groups": groups}
+            routed = process_routing(self, "fit", **extra, **params)
             split_params = routed.splitter.split
             fit_params = routed.estimator.fit
         else:

@@ -280,3 +280,35 @@ def test_streamed_leave_one_out_with_isolated_rows_equals_the_stored_matrix(
     np.testing.assert_allclose(
         streamed.memorization_scores_, ref.memorization, rtol=1e-12
     )
+
+
+def test_metadata_routing_with_a_splitter_that_takes_no_groups():
+    from sklearn import config_context as sk_config
+
+    X = _data(40)
+    with sk_config(enable_metadata_routing=True):
+        for cv in (5, KFold(4), ShuffleSplit(3, random_state=0)):
+            mem = MemorizationScorer(
+                KernelDensity(bandwidth=0.7), cv=cv, random_state=0
+            ).fit(X)
+            assert mem.memorization_scores_.shape == (40,)
+    # the same scores as without routing
+    plain = MemorizationScorer(KernelDensity(bandwidth=0.7), cv=KFold(4)).fit(X)
+    with sk_config(enable_metadata_routing=True):
+        routed = MemorizationScorer(KernelDensity(bandwidth=0.7), cv=KFold(4)).fit(X)
+    np.testing.assert_array_equal(
+        routed.memorization_scores_, plain.memorization_scores_
+    )
+
+
+def test_influence_side_recomputes_subnormal_sums():
+    from sklearn_mem._scorer import _influence_side
+
+    # the first side lies 744 nats below its column's top: exp underflows to
+    # subnormals; the exact logmeanexp of (-744, -744.5) is recomputed
+    values = np.array([[0.0, -744.0], [0.0, -744.5], [0.0, 0.0]])
+    mask = np.array([[True], [True], [False]])
+    out = _influence_side(values, mask, "logmeanexp")
+    expected = logsumexp([-744.0, -744.5]) - np.log(2)
+    np.testing.assert_allclose(out[0, 1], expected, rtol=1e-13)
+    np.testing.assert_allclose(out[0, 0], 0.0, atol=0)
