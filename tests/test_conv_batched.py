@@ -11,7 +11,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("skorch")
 
-from sklearn.base import clone  # noqa: E402
 from torch import nn  # noqa: E402
 
 from sklearn_mem import MemorizationScorer  # noqa: E402
@@ -23,7 +22,6 @@ from sklearn_mem.models import (  # noqa: E402
 from sklearn_mem.models._batched import (  # noqa: E402
     NotBatchable,
     batching_unavailable_reason,
-    fit_folds,
     stack_modules,
 )
 
@@ -54,14 +52,10 @@ def conv_vae(**params):
 
 
 def fit_both(est, trains=UNEVEN):
-    seeds = range(len(trains))
-    sequential = [
-        clone(est).set_params(random_state=s).fit(X[t]) for s, t in zip(seeds, trains)
-    ]
-    batched = fit_folds(
-        [clone(est).set_params(random_state=s) for s in seeds], X, trains
-    )
-    return sequential, batched
+    """Sequential fits and fold-batched fits with the same seeds."""
+    from test_batched import fit_both as fit_both_on
+
+    return fit_both_on(est, X, trains)
 
 
 @pytest.mark.parametrize(
