@@ -770,7 +770,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 "'auto') to refit the estimator on every split."
             )
         batched = self._use_fold_batching(
-            fit_params, supervised or self.keep_estimators
+            fit_params, supervised or self.keep_estimators, response
         )
         if self.method == "refit" or reason:
             self.method_ = "batched" if batched else "refit"
@@ -872,14 +872,15 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             if (name.endswith("_") and not name.startswith("__")) or name == "_X_fit":
                 delattr(self, name)
 
-    def _use_fold_batching(self, fit_params, per_split=False):
+    def _use_fold_batching(self, fit_params, per_split=False, response=None):
         has = hasattr(self.estimator, "fit_folds")
         if per_split:
             if self.fold_batching is True:
                 what = (
                     "keep the split estimators (keep_estimators=True)"
                     if self.keep_estimators
-                    else f"compute {describe_response(self.response)}"
+                    else "compute "
+                    + describe_response(self.response if response is None else response)
                 )
                 raise ValueError(
                     "fold_batching=True trains density nets through fit_folds "

@@ -684,3 +684,17 @@ def test_planted_label_noise_ranks_first():
     top = np.argsort(-np.nan_to_num(M, nan=-np.inf), kind="stable")[:25]
     precision = np.isin(top, flipped).mean()
     assert precision >= 0.7, precision
+
+
+def test_fold_batching_true_names_the_resolved_response():
+    class BatchableClassifier(LogisticRegression):
+        def fit_folds(self, estimators, X, trains):  # pragma: no cover
+            raise AssertionError("never called for a classifier")
+
+    X, y = load_iris(return_X_y=True)
+    mem = MemorizationScorer(
+        BatchableClassifier(max_iter=500), cv=3, fold_batching=True, random_state=0
+    )
+    # response="auto" resolves to the log-probability of a classifier
+    with pytest.raises(ValueError, match=r"cannot compute response='log_proba'\."):
+        mem.fit(X, y)
