@@ -738,14 +738,15 @@ class FoldStack:
             rows.append(r)
         plan = _Plan(rows, self.batch_sizes, self.drop_last, self.device)
         all_sizes = plan.sizes.tolist()
-        # every step's batches gathered at once: x of step j is a view
-        epoch_x = self.data[plan.idx]
+        # each step's batches gathered when it runs: gathering the whole
+        # epoch at once held K copies of the training rows (1.7 GB for ten
+        # folds of 54,000 x 784)
         epoch_losses = torch.empty((plan.n_steps, n_folds), device=self.device)
         stacked, optimizer = self.stacked, self.optimizer
         for j in range(plan.n_steps):
             sizes = all_sizes[j]
             active = [k for k in range(n_folds) if sizes[k]]
-            x = epoch_x[j]
+            x = self.data[plan.idx[j]]
             if self.noise is not None:
                 y_pred = stacked(x, noise=self.noise.draw(sizes))
             else:
