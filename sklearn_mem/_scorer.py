@@ -105,6 +105,42 @@ def _rounds_partition(splits, rounds):
     return True
 
 
+# Columns of log-likelihoods aggregated at a time: consecutive chunks are
+# joined up to this many bytes, so that the aggregation's fixed costs (a
+# Student-t quantile, the masks) are paid a few times, not once per chunk
+_GROUP_BYTES = 4 * 2**20
+
+
+def _grouped_chunks(chunks, n_fits):
+    """Join consecutive ``(rows, loglik, full_loglik)`` chunks up to _GROUP_BYTES.
+
+    ``loglik`` is an (n_fits, n_rows) array or a Bunch of per-row aggregates;
+    the scores are per column, so joining changes no value.
+    """
+    pending, size = [], 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += 8 * max(n_fits, 1) * (chunk[0].stop - chunk[0].start)
+        if size >= _GROUP_BYTES:
+            yield _join_chunks(pending)
+            pending, size = [], 0
+    if pending:
+        yield _join_chunks(pending)
+
+
+def _join_chunks(chunks):
+    if len(chunks) == 1:
+        return chunks[0]
+    rows = slice(chunks[0][0].start, chunks[-1][0].stop)
+    parts = [c[1] for c in chunks]
+    if isinstance(parts[0], Bunch):
+        part = Bunch(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+    else:
+        part = np.hstack(parts)
+    full = None if chunks[0][2] is None else np.concatenate([c[2] for c in chunks])
+    return rows, part, full
+
+
 def _column_chunks(loglik, full_loglik):
     """``(rows, loglik, full_loglik)`` column blocks of a computed matrix.
 
@@ -946,7 +982,7 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         columns = {}
         loglik = np.empty((n_fits, n)) if store else None
         full_loglik = None
-        for rows, part, full_part in chunks:
+        for rows, part, full_part in _grouped_chunks(chunks, n_fits):
             aggregated = isinstance(part, Bunch)
             mask = None if aggregated else splits.in_mask(rows.start, rows.stop)
             scores = self._column_scores(part, mask, rounds, subsample)
