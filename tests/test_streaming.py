@@ -312,3 +312,45 @@ def test_influence_side_recomputes_subnormal_sums():
     expected = logsumexp([-744.0, -744.5]) - np.log(2)
     np.testing.assert_allclose(out[0, 1], expected, rtol=1e-13)
     np.testing.assert_allclose(out[0, 0], 0.0, atol=0)
+
+
+def test_auto_keeps_the_matrices_up_to_the_budget_exactly():
+    # 10 fits x 1000 samples x 9 bytes (float64 + bool) = 90,000 bytes
+    X = _data(1000, 2)
+    kde = KernelDensity(bandwidth=0.7)
+    for budget, kept in [(90000, True), (90000 - 1, False)]:
+        with config_context(working_memory=budget / 2**20):
+            mem = MemorizationScorer(kde, cv=10, random_state=0).fit(X)
+        assert mem.store_loglik_ is kept
+    with pytest.raises(AttributeError) as info:
+        mem.loglik_
+    assert str(info.value) == (
+        "loglik_ was not kept: store_loglik='auto' and the 10 x 1000 matrices "
+        "would take 0.00 GiB, above scikit-learn's working_memory (0.00 GiB). "
+        "The scores were aggregated in a streaming pass. Fit with "
+        "store_loglik=True to keep loglik_ and in_mask_ (they take n_fits x "
+        "n_samples x 9 bytes), or raise working_memory with sklearn.set_config."
+    )
+    off = MemorizationScorer(kde, cv=10, store_loglik=False, random_state=0).fit(X)
+    with pytest.raises(
+        AttributeError, match=r"^in_mask_ was not kept: store_loglik=False\. "
+    ):
+        off.in_mask_
+    on = MemorizationScorer(kde, cv=10, store_loglik=True, random_state=0)
+    with config_context(working_memory=1e-6):
+        assert on.fit(X).store_loglik_ is True
+    # an unfitted scorer has neither, with the ordinary message
+    with pytest.raises(
+        AttributeError, match="^'MemorizationScorer' object has no attribute 'loglik_'$"
+    ):
+        MemorizationScorer(kde).loglik_
+    # the sizes in GiB: LeaveOneOut on 3000 rows, 81 MB, above 64 MiB
+    big = _data(3000, 2)
+    with config_context(working_memory=64):
+        loo = MemorizationScorer(kde, cv=LeaveOneOut()).fit(big)
+    with pytest.raises(AttributeError) as info:
+        loo.loglik_
+    assert (
+        "the 3000 x 3000 matrices would take 0.08 GiB, above scikit-learn's "
+        "working_memory (0.06 GiB)"
+    ) in str(info.value)
