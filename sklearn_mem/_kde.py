@@ -677,7 +677,9 @@ def default_chunk_size(n_samples, n_fits, blocked=False):
     Never by ``n_jobs``, so results are bit-identical whatever the number of
     threads. Chunks whose kernel values are summed in cache-sized column
     blocks (``blocked``) take 256 rows; the others about 8 MiB per (chunk, n)
-    work array and at least 64 rows. Smaller chunks spend their time in
+    work array, and 64 rows or more unless scikit-learn's ``working_memory``
+    is too small to hold that many (it caps a chunk's work arrays). Smaller
+    chunks spend their time in
     per-chunk calls that hold the GIL, and threads stop scaling (at
     n = 20,000 on two threads: 16-row chunks 1.2x, 64 rows 1.75x, blocked
     256-row chunks 1.95x).

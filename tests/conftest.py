@@ -48,3 +48,18 @@ def seeded_gmm():
         return GaussianMixture(3, init_params="random_from_data", **params)
 
     return make
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the pool of loky workers the session's ``n_jobs=2`` tests started.
+
+    A process forked after the session would inherit the pool's state but not
+    its threads, and hang in its first parallel fit: mutmut runs the tests
+    once in its own process, then forks one child per mutant.
+    """
+    import sys
+
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)

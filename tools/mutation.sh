@@ -13,6 +13,7 @@
 # never touched. The copy is kept (its path is printed) for `mutmut results` /
 # `mutmut show NAME` there. Environment: JOBS (parallel mutants, default: the number of
 # CPUs), KEEP_DIR (reuse this scratch directory: mutmut then only runs what changed).
+# RETRIES (reruns after mutmut stops on a stray process, default 30).
 # CPU-heavy (about 40 minutes on two cores); not part of CI. docs/contributing.rst lists
 # the score and the equivalent mutants.
 set -euo pipefail
@@ -65,7 +66,14 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 cd "$work"
 echo "mutation run in $work"
 # the progress line is redrawn in place: keep it in a log, print its last state
-mutmut run --max-children "${JOBS:-$(nproc)}" "$@" >mutmut-run.log 2>&1 || true
+# mutmut 3.8.1 stops with a KeyError when it reaps a process that is not one of its
+# mutants (e.g. a loky worker left by a mutant killed for its timeout); a rerun
+# resumes where it stopped, so rerun until it ends without a traceback
+for attempt in $(seq 1 "${RETRIES:-30}"); do
+    mutmut run --max-children "${JOBS:-$(nproc)}" "$@" >mutmut-run.log 2>&1 || true
+    grep -q '^Traceback' mutmut-run.log || break
+    echo "mutmut stopped ($(tail -n 1 mutmut-run.log)); resuming (attempt $((attempt + 1)))"
+done
 tail -c 300 mutmut-run.log | tr '\r' '\n' | tail -n 3
 mutmut export-cicd-stats
 python - <<'PY'

@@ -1,0 +1,285 @@
+"""Tests that pin what the mutation run of ``sklearn_mem._folds`` left open.
+
+Every way a split is fitted -- plain, through ``memory``, keeping the
+estimators (``keep_estimators=True``), for a density or a classifier's
+response -- pushes its own seed into the fit, names the fit in the note of
+an exception it raises and in the message of a bad log-likelihood; a saved
+training state refuses its reserved names and what JSON cannot hold; and
+the helpers that choose where states go and whether ``fit_folds`` takes a
+checkpoint answer exactly. Each check compares with an independent
+computation (the same study without the path under test, a hand-written
+fit, an exact message). docs/contributing.rst ("Mutation score") lists the
+run and the mutants found equivalent.
+"""
+
+import errno
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+from joblib import Memory
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import KFold
+
+from sklearn_mem import MemorizationScorer, _folds
+from sklearn_mem._folds import (
+    TrainingStateStore,
+    _accepts_checkpoint,
+    _state_location,
+    set_random_states,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn_mem.MemorizationWarning")
+
+X40 = np.random.RandomState(0).rand(40, 2)
+Y40 = np.arange(40) % 2
+
+
+class _Refuses(BaseEstimator):
+    """A density estimator that raises in ``fit``."""
+
+    def fit(self, X, y=None):
+        raise ValueError("refused")
+
+    def score_samples(self, X):  # pragma: no cover - never fitted
+        return np.zeros(len(X))
+
+
+class _RefusesLabels(ClassifierMixin, _Refuses):
+    """A classifier that raises in ``fit``."""
+
+    def predict_proba(self, X):  # pragma: no cover - never fitted
+        return np.full((len(X), 2), 0.5)
+
+
+class _NaNOut(BaseEstimator):
+    """A density estimator whose log-likelihoods are all NaN."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def score_samples(self, X):
+        return np.full(len(X), np.nan)
+
+
+class _NaNOutLabels(ClassifierMixin, _NaNOut):
+    """A classifier whose probabilities are all NaN."""
+
+    def fit(self, X, y=None):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict_proba(self, X):
+        return np.full((len(X), 2), np.nan)
+
+
+def _scorer(estimator, *, supervised, keep, memory):
+    return MemorizationScorer(
+        estimator,
+        cv=KFold(4),
+        refit=False,
+        n_jobs=1,
+        random_state=0,
+        keep_estimators=keep,
+        memory=memory,
+        **({"response": "log_proba"} if supervised else {}),
+    )
+
+
+PATHS = [
+    pytest.param(supervised, keep, cached, id=f"{kind}-{how}")
+    for supervised, kind in ((False, "density"), (True, "classifier"))
+    for keep, cached, how in (
+        (False, False, "plain"),
+        (False, True, "memory"),
+        (True, False, "kept"),
+    )
+]
+
+
+@pytest.mark.parametrize("supervised, keep, cached", PATHS)
+def test_a_failing_split_fit_is_named_in_the_note_of_its_exception(
+    supervised, keep, cached, tmp_path
+):
+    estimator = _RefusesLabels() if supervised else _Refuses()
+    scorer = _scorer(
+        estimator,
+        supervised=supervised,
+        keep=keep,
+        memory=str(tmp_path) if cached else None,
+    )
+    with pytest.raises(ValueError) as info:
+        scorer.fit(X40, Y40 if supervised else None)
+    assert str(info.value) == "refused"
+    assert info.value.__notes__ == [
+        f"(raised by fit 0: {estimator!r} fitted on 30 of 40 rows)"
+    ]
+
+
+@pytest.mark.parametrize("supervised, keep, cached", PATHS)
+def test_a_nan_of_a_split_fit_names_the_fit(supervised, keep, cached, tmp_path):
+    estimator = _NaNOutLabels() if supervised else _NaNOut()
+    scorer = _scorer(
+        estimator,
+        supervised=supervised,
+        keep=keep,
+        memory=str(tmp_path) if cached else None,
+    )
+    with pytest.raises(ValueError) as info:
+        scorer.fit(X40, Y40 if supervised else None)
+    what = "predict_proba" if supervised else "score_samples"
+    assert str(info.value).startswith(f"{what} of fit 0 ({estimator!r}) returned ")
+    assert "NaN" in str(info.value)
+
+
+def test_kept_split_estimators_are_fitted_with_their_own_seeds(overlapping, seeded_gmm):
+    gm = seeded_gmm()
+    plain = _scorer(gm, supervised=False, keep=False, memory=None).fit(overlapping)
+    kept = _scorer(gm, supervised=False, keep=True, memory=None).fit(overlapping)
+    np.testing.assert_array_equal(kept.seeds_, plain.seeds_)
+    np.testing.assert_array_equal(kept.loglik_, plain.loglik_)
+    for k, (train, _) in enumerate(KFold(4).split(overlapping)):
+        by_hand = set_random_states(clone(gm), int(kept.seeds_[k])).fit(
+            overlapping[train]
+        )
+        np.testing.assert_array_equal(
+            kept.estimators_[k].score_samples(overlapping),
+            by_hand.score_samples(overlapping),
+        )
+    # the premise: another seed gives another answer
+    other = _scorer(gm, supervised=False, keep=True, memory=None)
+    assert not np.array_equal(
+        other.set_params(random_state=1).fit(overlapping).loglik_, kept.loglik_
+    )
+
+
+@pytest.mark.parametrize("keep, cached", [(False, True), (True, False)])
+def test_classifier_fits_get_their_seeds_through_memory_and_when_kept(
+    keep, cached, tmp_path
+):
+    X, y = load_iris(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=3, max_depth=2)
+
+    def fit(random_state, **params):
+        return MemorizationScorer(
+            forest,
+            cv=KFold(4, shuffle=True, random_state=0),
+            refit=False,
+            random_state=random_state,
+            **params,
+        ).fit(X, y)
+
+    plain = fit(0)
+    assert not np.array_equal(fit(1).loglik_, plain.loglik_)  # seed-dependent
+    other = fit(0, keep_estimators=keep, memory=str(tmp_path) if cached else None)
+    np.testing.assert_array_equal(other.loglik_, plain.loglik_)
+
+
+# ---------------------------------------------------------------------------
+# saved training states
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["meta", "sha256"])
+def test_a_saved_state_refuses_its_reserved_names(name, tmp_path):
+    store = TrainingStateStore(tmp_path, "unit")
+    with pytest.raises(ValueError) as info:
+        store.save({name: np.zeros(2)}, {})
+    assert str(info.value) == f"{name!r} is a reserved name in a saved state"
+    assert store.load() is None
+
+
+def test_a_saved_state_keeps_numpy_scalars_as_numbers_and_refuses_others(tmp_path):
+    store = TrainingStateStore(tmp_path, "unit")
+    meta = {"loss": np.float32(0.5), "epoch": np.int64(3), "tags": ["a", 1]}
+    store.save({"w": np.arange(3.0)}, meta)
+    arrays, loaded = store.load()
+    assert loaded == {"loss": 0.5, "epoch": 3, "tags": ["a", 1]}
+    assert type(loaded["epoch"]) is int
+    np.testing.assert_array_equal(arrays["w"], np.arange(3.0))
+    with pytest.raises(TypeError) as info:
+        store.save({"w": np.zeros(1)}, {"bad": {1, 2}})
+    assert str(info.value) == "cannot save a set in a training state"
+    # the state saved before is untouched
+    np.testing.assert_array_equal(store.load()[0]["w"], np.arange(3.0))
+
+
+def test_a_saved_state_folder_says_what_wrote_it(tmp_path):
+    store = TrainingStateStore(tmp_path, "unit")
+    store.save({"w": np.zeros(1)}, {})
+    marker = store.folder / "entry.json"
+    assert json.loads(marker.read_text()) == {
+        "format": 1,
+        "function": "training state",
+        "key": "unit",
+    }
+    assert sorted(p.name for p in store.folder.iterdir()) == ["entry.json", "state.npz"]
+
+
+def test_a_save_that_fails_before_its_file_exists_raises_its_own_error(
+    tmp_path, monkeypatch
+):
+    store = TrainingStateStore(tmp_path, "unit")
+    store.save({"w": np.arange(2.0)}, {"epoch": 1})
+
+    def full_disk(path, mode):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_folds, "open", full_disk, raising=False)
+    with pytest.raises(OSError) as info:
+        store.save({"w": np.zeros(2)}, {"epoch": 2})
+    assert info.value.errno == errno.ENOSPC  # not the missing temporary file's
+    monkeypatch.undo()
+    assert sorted(p.name for p in store.folder.iterdir()) == ["entry.json", "state.npz"]
+    arrays, meta = store.load()
+    np.testing.assert_array_equal(arrays["w"], np.arange(2.0))
+    assert meta == {"epoch": 1} and store.n_saved == 1
+
+
+class _CacheOnly:
+    """A Memory-like object: a ``cache`` method and no location."""
+
+    def cache(self, func, **kwargs):
+        return func
+
+
+@pytest.mark.parametrize(
+    "memory, expected",
+    [
+        (Memory(None, verbose=0), None),
+        (_CacheOnly(), None),
+        (Memory("some/folder", verbose=0), "some/folder"),
+    ],
+)
+def test_state_location_follows_the_location_of_memory(memory, expected):
+    assert _state_location(memory) == expected
+
+
+def test_state_location_of_a_path_like_location():
+    class _At:
+        location = pathlib.Path("a") / "b"
+
+    assert _state_location(_At()) == os.path.join("a", "b")
+
+
+def test_accepts_checkpoint_reads_the_signature_of_fit_folds():
+    def named(estimators, X, trains, checkpoint=None):
+        pass
+
+    def open_ended(estimators, X, trains, **kwargs):
+        pass
+
+    def closed(estimators, X, trains):
+        pass
+
+    assert _accepts_checkpoint(named) is True
+    assert _accepts_checkpoint(open_ended) is True
+    assert _accepts_checkpoint(closed) is False
+    # a callable without a readable signature is not given one
+    with pytest.raises(ValueError):
+        __import__("inspect").signature(type)
+    assert _accepts_checkpoint(type) is False
