@@ -523,7 +523,10 @@ class TrainingStateStore:
                 RuntimeWarning,
                 stacklevel=2,
             )
-            self.path.unlink(missing_ok=True)
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:  # e.g. a folder of that name: not ours to remove
+                pass
             return None
         return arrays, meta
 

@@ -179,6 +179,63 @@ def test_classifier_fits_get_their_seeds_through_memory_and_when_kept(
     np.testing.assert_array_equal(other.loglik_, plain.loglik_)
 
 
+class _FitsOnXOnly(BaseEstimator):
+    """A density estimator whose ``fit`` takes no ``y`` at all."""
+
+    def fit(self, X):
+        self.mean_ = X.mean(axis=0)
+        return self
+
+    def score_samples(self, X):
+        return -((X - self.mean_) ** 2).sum(axis=1)
+
+
+def test_a_density_fit_that_takes_no_y_is_called_without_one():
+    mem = MemorizationScorer(_FitsOnXOnly(), cv=KFold(4), refit=True).fit(X40)
+    for k, (train, _) in enumerate(KFold(4).split(X40)):
+        expected = -((X40 - X40[train].mean(axis=0)) ** 2).sum(axis=1)
+        np.testing.assert_allclose(mem.loglik_[k], expected, rtol=1e-15)
+    np.testing.assert_allclose(mem.estimator_.mean_, X40.mean(axis=0), rtol=1e-15)
+
+
+class _RefusesAllRows(_RefusesLabels):
+    """A classifier that fits on a part, and raises on all 40 rows."""
+
+    def fit(self, X, y=None):
+        if len(X) == 40:
+            raise ValueError("refused")
+        self.classes_ = np.unique(y)
+        return self
+
+
+class _NaNOnAllRows(_RefusesLabels):
+    """A classifier whose probabilities are NaN only when fitted on all rows."""
+
+    def fit(self, X, y=None):
+        self.n_fit_, self.classes_ = len(X), np.unique(y)
+        return self
+
+    def predict_proba(self, X):
+        return np.full((len(X), 2), np.nan if self.n_fit_ == 40 else 0.5)
+
+
+def test_a_failing_classifier_refit_says_so():
+    scorer = MemorizationScorer(_RefusesAllRows(), cv=KFold(4), response="log_proba")
+    with pytest.raises(ValueError) as info:
+        scorer.fit(X40, Y40)
+    assert str(info.value) == "refused"
+    assert info.value.__notes__ == ["(raised by the refit on all of X, refit=True)"]
+
+
+def test_a_nan_of_the_classifier_refit_names_it():
+    scorer = MemorizationScorer(_NaNOnAllRows(), cv=KFold(4), response="log_proba")
+    with pytest.raises(ValueError) as info:
+        scorer.fit(X40, Y40)
+    assert str(info.value).startswith(
+        "predict_proba of the refit on all of X (_NaNOnAllRows()) returned 40 "
+    )
+
+
 # ---------------------------------------------------------------------------
 # saved training states
 # ---------------------------------------------------------------------------
@@ -238,6 +295,76 @@ def test_a_save_that_fails_before_its_file_exists_raises_its_own_error(
     arrays, meta = store.load()
     np.testing.assert_array_equal(arrays["w"], np.arange(2.0))
     assert meta == {"epoch": 1} and store.n_saved == 1
+
+
+def _unusable(store):
+    with pytest.warns(RuntimeWarning) as record:
+        assert store.load() is None
+    assert len(record) == 1
+    return str(record[0].message)
+
+
+def _afresh(store, reason):
+    return (
+        f"The saved training state {store.path} cannot be used ({reason}); "
+        "it is removed and the training of its folds starts afresh."
+    )
+
+
+def test_an_edited_state_is_reported_exactly_and_removed(tmp_path):
+    store = TrainingStateStore(tmp_path, "unit")
+    store.save({"w": np.arange(3.0)}, {"epoch": 1})
+    with np.load(store.path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["w"] = np.arange(3.0) + 1  # the checksum is the old arrays'
+    np.savez(store.path, **arrays)
+    assert _unusable(store) == _afresh(store, "its checksum does not match its arrays")
+    assert not store.path.exists()
+
+
+def test_a_state_whose_description_is_no_json_object_is_reported(tmp_path):
+    store = TrainingStateStore(tmp_path, "unit")
+    store.save({"w": np.zeros(1)}, {})
+    with np.load(store.path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    payload = {"w": arrays["w"], "meta": np.frombuffer(b"[1, 2]", dtype=np.uint8)}
+    payload["sha256"] = np.frombuffer(
+        _folds._state_digest(payload).encode("ascii"), dtype=np.uint8
+    )
+    np.savez(store.path, **payload)
+    assert _unusable(store) == _afresh(store, "its description is not a JSON object")
+
+
+class _Payload:
+    """Pickled, it creates a file when loaded: proof that the pickle ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def test_a_pickled_payload_in_a_saved_state_never_runs(tmp_path):
+    marker = tmp_path / "the payload ran"
+    store = TrainingStateStore(tmp_path, "unit")
+    store.folder.mkdir(parents=True)
+    payload = np.empty(1, dtype=object)
+    payload[0] = _Payload(marker)
+    np.savez(store.path, w=payload, meta=np.frombuffer(b"{}", dtype=np.uint8))
+    message = _unusable(store)
+    assert message.startswith(f"The saved training state {store.path} cannot be used (")
+    assert "allow_pickle=False" in message
+    assert not marker.exists()
+    assert not store.path.exists()
+
+
+def test_a_folder_in_place_of_the_state_is_reported_and_left(tmp_path):
+    store = TrainingStateStore(tmp_path, "unit")
+    (store.path / "someone's file").mkdir(parents=True)
+    message = _unusable(store)
+    assert message.startswith(f"The saved training state {store.path} cannot be used (")
+    assert (store.path / "someone's file").is_dir()  # not ours: not removed
 
 
 class _CacheOnly:
