@@ -19,11 +19,11 @@ import pathlib
 
 import numpy as np
 import pytest
-from joblib import Memory
+from joblib import Memory, parallel_config
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, RepeatedKFold
 
 from sklearn_mem import MemorizationScorer, _folds
 from sklearn_mem._folds import (
@@ -32,6 +32,7 @@ from sklearn_mem._folds import (
     _state_location,
     set_random_states,
 )
+from sklearn_mem._progress import StageBars
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn_mem.MemorizationWarning")
 
@@ -234,6 +235,150 @@ def test_a_nan_of_the_classifier_refit_names_it():
     assert str(info.value).startswith(
         "predict_proba of the refit on all of X (_NaNOnAllRows()) returned 40 "
     )
+
+
+# ---------------------------------------------------------------------------
+# fold-batched fits (fit_folds / score_folds)
+# ---------------------------------------------------------------------------
+
+
+class _Folded(BaseEstimator):
+    """A fold-batched density: log p(x) = -|x - mean|^2 - 100 * threads.
+
+    ``fit_folds`` fits each clone on its part, recording the BLAS threads it
+    ran with (added to the log-likelihoods, so that a unit trained in another
+    process still shows them) and the progress reporter it was given.
+    ``fail`` raises, ``short`` returns one estimator too few, ``nan_fold``
+    gives that fold NaN log-likelihoods at epoch ``nan_epoch`` (3: the final
+    model; 1 or 2: a checkpoint).
+    """
+
+    reporters = []
+
+    def __init__(self, fail=False, short=False, nan_fold=None, nan_epoch=3):
+        self.fail = fail
+        self.short = short
+        self.nan_fold = nan_fold
+        self.nan_epoch = nan_epoch
+
+    def fit(self, X, y=None):
+        self.mean_ = X.mean(axis=0)
+        self.threads_ = 0
+        return self
+
+    def fit_folds(self, estimators, X, trains):
+        from threadpoolctl import threadpool_info
+
+        from sklearn_mem._progress import _reporter
+
+        if self.fail:
+            raise ValueError("refused")
+        type(self).reporters.append(_reporter.get())
+        threads = max(pool["num_threads"] for pool in threadpool_info())
+        for k, (est, train) in enumerate(zip(estimators, trains)):
+            est.fit(X[train])
+            est.threads_, est.fold_ = threads, k
+            est.checkpoints_ = [1, 2]
+        return estimators[:-1] if self.short else estimators
+
+    def _at(self, X, epoch):
+        row = -((X - self.mean_) ** 2).sum(axis=1) - 100 * self.threads_ - epoch
+        if getattr(self, "fold_", None) == self.nan_fold and epoch == self.nan_epoch:
+            row[:] = np.nan
+        return row
+
+    def score_samples(self, X):
+        return self._at(X, 3)
+
+    def score_samples_checkpoints(self, X):
+        return [1, 2], [self._at(X, 1), self._at(X, 2)]
+
+
+class _FoldedScored(_Folded):
+    """:class:`_Folded` that also scores all its folds in one call."""
+
+    def score_folds(self, estimators, X):
+        return [est.score_samples(X) for est in estimators]
+
+
+def _batched(estimator, cv=None, **params):
+    return MemorizationScorer(
+        estimator, cv=cv or KFold(4), refit=False, fold_batching=True, **params
+    )
+
+
+def _expected(X, cv, threads, epoch=3):
+    return np.array(
+        [
+            -((X - X[train].mean(axis=0)) ** 2).sum(axis=1) - 100 * threads - epoch
+            for train, _ in cv.split(X)
+        ]
+    )
+
+
+@pytest.mark.parametrize("cls", [_Folded, _FoldedScored])
+def test_batched_fits_and_their_checkpoints_are_scored_fit_by_fit(cls):
+    mem = _batched(cls()).fit(X40)
+    np.testing.assert_allclose(mem.loglik_, _expected(X40, KFold(4), 1), rtol=1e-15)
+    np.testing.assert_array_equal(mem.epochs_, [1, 2])
+    for e, epoch in enumerate((1, 2)):
+        np.testing.assert_allclose(
+            mem.epoch_loglik_[e], _expected(X40, KFold(4), 1, epoch), rtol=1e-15
+        )
+
+
+@pytest.mark.parametrize("cls", [_Folded, _FoldedScored])
+@pytest.mark.parametrize("epoch, at", [(3, ""), (2, " at epoch 2")])
+def test_a_nan_of_a_batched_fit_names_the_fit(cls, epoch, at):
+    estimator = cls(nan_fold=1, nan_epoch=epoch)
+    with pytest.raises(ValueError) as info:
+        _batched(estimator).fit(X40)
+    assert str(info.value).startswith(
+        f"score_samples of fit 1{at} ({estimator!r}) returned NaN for 40 of 40"
+    )
+
+
+def test_a_failing_batched_fit_is_named_in_the_note_of_its_exception():
+    with pytest.raises(ValueError) as info:
+        _batched(_Folded(fail=True)).fit(X40)
+    assert str(info.value) == "refused"
+    assert info.value.__notes__ == [
+        "(raised by the batched fit of 4 splits of _Folded(fail=True), on 30, 30, "
+        "30, 30 of 40 rows)"
+    ]
+
+
+def test_a_batched_fit_must_return_one_estimator_per_part():
+    with pytest.raises(ValueError) as info:
+        _batched(_Folded(short=True)).fit(X40)
+    assert str(info.value) == (
+        "_Folded.fit_folds returned 3 estimators for 4 training parts."
+    )
+
+
+@pytest.mark.parametrize(
+    "cv, n_jobs, threads",
+    [
+        (KFold(4), 1, 1),  # one unit: the threads n_jobs asks for
+        (KFold(4), 2, 2),
+        # two units (the repeats) on two workers: one thread each
+        (RepeatedKFold(n_splits=4, n_repeats=2, random_state=0), 2, 1),
+    ],
+)
+def test_batched_units_run_with_the_threads_n_jobs_leaves_them(cv, n_jobs, threads):
+    with parallel_config(backend="threading"):
+        mem = _batched(_Folded(), cv=cv, n_jobs=n_jobs).fit(X40)
+    np.testing.assert_allclose(mem.loglik_, _expected(X40, cv, threads), rtol=1e-15)
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_batched_unit_reports_its_progress_when_verbose(verbose, cached, tmp_path):
+    _Folded.reporters.clear()
+    memory = str(tmp_path) if cached else None
+    _batched(_Folded(), verbose=verbose, memory=memory).fit(X40)
+    (reporter,) = _Folded.reporters
+    assert isinstance(reporter, StageBars) if verbose else reporter is None
 
 
 # ---------------------------------------------------------------------------
