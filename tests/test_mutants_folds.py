@@ -13,6 +13,7 @@ run and the mutants found equivalent.
 """
 
 import errno
+import importlib
 import json
 import os
 import pathlib
@@ -303,7 +304,12 @@ class _FoldedScored(_Folded):
 
 def _batched(estimator, cv=None, **params):
     return MemorizationScorer(
-        estimator, cv=cv or KFold(4), refit=False, fold_batching=True, **params
+        estimator,
+        cv=cv or KFold(4),
+        refit=False,
+        fold_batching=True,
+        random_state=0,
+        **params,
     )
 
 
@@ -379,6 +385,69 @@ def test_a_batched_unit_reports_its_progress_when_verbose(verbose, cached, tmp_p
     _batched(_Folded(), verbose=verbose, memory=memory).fit(X40)
     (reporter,) = _Folded.reporters
     assert isinstance(reporter, StageBars) if verbose else reporter is None
+
+
+EDITED = """
+import numpy as np
+from sklearn.base import BaseEstimator
+
+
+class EditedDensity(BaseEstimator):
+    def fit(self, X, y=None):
+        self.mean_ = X.mean(axis=0)
+        return self
+
+    def score_samples(self, X):
+        return -((X - self.mean_) ** 2).sum(axis=1)
+
+    def fit_folds(self, estimators, X, trains):
+        return [est.fit(X[train]) for est, train in zip(estimators, trains)]
+"""
+
+
+@pytest.mark.parametrize("fold_batching", [False, True])
+def test_editing_the_estimator_source_invalidates_its_cached_fits(
+    fold_batching, tmp_path, monkeypatch
+):
+    name = f"edited_density_{fold_batching}"  # a module of its own per test
+    source = tmp_path / f"{name}.py"
+    source.write_text(EDITED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    EditedDensity = importlib.import_module(name).EditedDensity
+
+    def run():
+        return MemorizationScorer(
+            EditedDensity(),
+            cv=KFold(4),
+            refit=False,
+            fold_batching=fold_batching,
+            memory=str(tmp_path / "cache"),
+            random_state=0,
+        ).fit(X40)
+
+    first = run()
+    assert first.method_ == ("batched" if fold_batching else "refit")
+    assert first.n_fits_from_cache_ == 0
+    assert run().n_fits_from_cache_ == 4
+    source.write_text(EDITED + "# edited\n")
+    again = run()
+    assert again.n_fits_from_cache_ == 0
+    np.testing.assert_array_equal(again.loglik_, first.loglik_)
+
+
+def test_saved_states_are_keyed_by_the_data(tmp_path, monkeypatch):
+    keys = []
+
+    class _Recorded(TrainingStateStore):
+        def __init__(self, location, key):
+            super().__init__(location, key)
+            keys.append(key)
+
+    monkeypatch.setattr(_folds, "TrainingStateStore", _Recorded)
+    for X in (X40, X40 + 1.0, X40):
+        _batched(_Folded(), memory=str(tmp_path)).fit(X)
+    assert len(keys) == 3
+    assert keys[0] == keys[2] and keys[0] != keys[1]
 
 
 # ---------------------------------------------------------------------------
