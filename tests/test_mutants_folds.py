@@ -15,8 +15,10 @@ run and the mutants found equivalent.
 import errno
 import importlib
 import json
+import logging
 import os
 import pathlib
+import threading
 
 import numpy as np
 import pytest
@@ -385,6 +387,85 @@ def test_a_batched_unit_reports_its_progress_when_verbose(verbose, cached, tmp_p
     _batched(_Folded(), verbose=verbose, memory=memory).fit(X40)
     (reporter,) = _Folded.reporters
     assert isinstance(reporter, StageBars) if verbose else reporter is None
+
+
+REPEATED = RepeatedKFold(n_splits=4, n_repeats=2, random_state=0)
+
+
+def test_units_of_two_folds_are_units():
+    X = np.zeros((8, 1))
+    cv = RepeatedKFold(n_splits=2, n_repeats=2, random_state=0)
+    assert _folds.fold_units(list(cv.split(X)), 8) == [[0, 1], [2, 3]]
+    # a round of one fit among rounds of two: one unit of every fit
+    pairs = list(cv.split(X))
+    assert _folds.fold_units(pairs[:3] + pairs[:1], 8) == [[0, 1, 2, 3]]
+
+
+class _Threads(_Folded):
+    """:class:`_Folded` recording the thread each ``fit_folds`` runs in."""
+
+    threads = []
+
+    def fit_folds(self, estimators, X, trains):
+        type(self).threads.append(threading.current_thread())
+        return super().fit_folds(estimators, X, trains)
+
+
+def test_units_of_a_repeated_splitter_run_as_parallel_jobs_without_inner_bars():
+    _Threads.threads.clear()
+    _Folded.reporters.clear()
+    with parallel_config(backend="threading"):
+        mem = _batched(_Threads(), cv=REPEATED, n_jobs=2, verbose=1).fit(X40)
+    np.testing.assert_allclose(mem.loglik_, _expected(X40, REPEATED, 1), rtol=1e-15)
+    assert len(_Threads.threads) == 2
+    assert threading.main_thread() not in _Threads.threads
+    assert _Folded.reporters == [None, None]  # one bar over the units instead
+
+
+@pytest.mark.parametrize("cv", [KFold(4), REPEATED], ids=["one unit", "two units"])
+def test_every_cached_unit_counts_its_fits(cv, tmp_path, caplog):
+    def run():
+        with caplog.at_level(logging.INFO, logger="sklearn_mem"):
+            caplog.clear()
+            return _batched(_Folded(), cv=cv, memory=str(tmp_path)).fit(X40)
+
+    assert run().n_fits_from_cache_ == 0
+    training = [r.getMessage() for r in caplog.records if "training the" in r.message]
+    if cv is REPEATED:
+        expected = (
+            "training the 8 fits of _Folded as 2 fold-batched units of 4 on 1 "
+            "thread(s) each; this can take minutes (verbose=1 shows progress bars)"
+        )
+    else:
+        expected = (
+            "training the 4 fits of _Folded as one fold-batched model on 1 "
+            "thread(s); this can take minutes (verbose=1 shows progress bars)"
+        )
+    assert training == [expected]
+    assert run().n_fits_from_cache_ == cv.get_n_splits()
+    # everything from the cache: nothing to announce
+    assert not [r for r in caplog.records if "training the" in r.message]
+
+
+@pytest.mark.parametrize("verbose", [0, 1, 2])
+def test_the_bar_over_units_and_joblib_s_own_report(verbose, capsys):
+    with parallel_config(backend="threading"):
+        _batched(_Folded(), cv=REPEATED, n_jobs=2, verbose=verbose).fit(X40)
+    err = capsys.readouterr().err
+    if verbose:
+        assert "units of fits" in err and "2/2" in err
+    else:
+        assert "units of fits" not in err
+    assert ("Parallel(n_jobs=2)" in err) == (verbose > 1)
+
+
+def test_a_loglik_of_the_wrong_dtype_is_named_exactly():
+    with pytest.raises(ValueError) as info:
+        _folds.check_loglik_row(np.array(["a", "b"]), 2, "fit 3 (X())")
+    assert str(info.value) == (
+        "score_samples of fit 3 (X()) returned values of dtype <U1; expected "
+        "real numbers (float), one log-likelihood per row of X."
+    )
 
 
 EDITED = """
