@@ -759,15 +759,17 @@ def dispatch(jobs, *, n_jobs, verbose=0):
     """Run ``jobs`` through ``Parallel``, yielding their results in order.
 
     Results come as they finish where the backend can return a generator
-    (loky, threading, dask, sequential); other backends (Ray's) get the jobs
-    in rounds of a few per worker, so that a progress bar still moves. The
-    results, and their order, are the same either way.
+    (loky, threading, dask, sequential); other backends (multiprocessing,
+    Ray's) get the jobs in rounds of a few per worker, so that a progress bar
+    still moves -- with ``n_jobs=1`` too, since joblib refuses a generator
+    from them whatever ``n_jobs``. The results, and their order, are the
+    same either way.
     """
     from joblib.parallel import get_active_backend
 
     joblib_verbose = verbose if verbose > 1 else 0
     backend, _ = get_active_backend()
-    if getattr(backend, "supports_return_generator", True) or n_jobs == 1:
+    if getattr(backend, "supports_return_generator", True):
         yield from Parallel(
             n_jobs=n_jobs, verbose=joblib_verbose, return_as="generator"
         )(jobs)

@@ -16,17 +16,20 @@ import errno
 import importlib
 import json
 import logging
+import operator
 import os
 import pathlib
 import threading
 
 import numpy as np
 import pytest
-from joblib import Memory, parallel_config
+from joblib import Memory, parallel_config, register_parallel_backend
+from joblib._parallel_backends import ThreadingBackend
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import KFold, RepeatedKFold
+from sklearn.utils.parallel import delayed
 
 from sklearn_mem import MemorizationScorer, _folds
 from sklearn_mem._folds import (
@@ -466,6 +469,98 @@ def test_a_loglik_of_the_wrong_dtype_is_named_exactly():
         "score_samples of fit 3 (X()) returned values of dtype <U1; expected "
         "real numbers (float), one log-likelihood per row of X."
     )
+
+
+@pytest.mark.parametrize(
+    "loglik, text",
+    [
+        (
+            np.array([0.0, np.nan, np.nan]),
+            "returned NaN for 2 of 3 samples; a density estimator must give a "
+            "log-likelihood (possibly -inf) for every sample. Check the fit for "
+            "divergence (regularise it, rescale X).",
+        ),
+        (
+            np.array([np.inf, 0.0, -np.inf]),
+            "returned +inf for 1 samples: the fitted density is degenerate (e.g. "
+            "a singular covariance). Regularise the estimator (e.g. reg_covar for "
+            "GaussianMixture).",
+        ),
+    ],
+)
+def test_nan_and_plus_infinity_messages_are_exact(loglik, text):
+    with pytest.raises(ValueError) as info:
+        _folds.check_loglik_row(loglik, 3, "fit 3 (X())")
+    assert str(info.value) == f"score_samples of fit 3 (X()) {text}"
+    kept = _folds.check_loglik_row(
+        np.array([np.inf, -np.inf]), 2, "x", allow_posinf=True
+    )
+    np.testing.assert_array_equal(kept, [np.inf, -np.inf])
+
+
+class _NoGenerator(ThreadingBackend):
+    """A backend that cannot return a generator (as Ray's)."""
+
+    supports_retrieve_callback = False
+
+
+register_parallel_backend("sklearn_mem_no_generator", _NoGenerator)
+
+
+def _record_parallel(monkeypatch):
+    """Record each Parallel's arguments and the number of jobs of each call."""
+    made, calls = [], []
+
+    class Recorded(_folds.Parallel):
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+            super().__init__(**kwargs)
+
+        def __call__(self, iterable):
+            jobs = list(iterable)
+            calls.append(len(jobs))
+            return super().__call__(jobs)
+
+    monkeypatch.setattr(_folds, "Parallel", Recorded)
+    return made, calls
+
+
+@pytest.mark.parametrize(
+    "backend, n_jobs, made, calls",
+    [
+        # results as they finish: one generator over every job
+        ("threading", 2, {"return_as": "generator"}, [10]),
+        ("sklearn_mem_no_generator", 1, {}, [2, 2, 2, 2, 2]),
+        # no generator: rounds of two jobs per worker in one pool
+        ("sklearn_mem_no_generator", 2, {}, [4, 4, 2]),
+    ],
+)
+@pytest.mark.parametrize("verbose, joblib_verbose", [(0, 0), (1, 0), (2, 2), (3, 3)])
+def test_dispatch_streams_results_or_runs_rounds(
+    backend, n_jobs, made, calls, verbose, joblib_verbose, monkeypatch
+):
+    recorded_made, recorded_calls = _record_parallel(monkeypatch)
+    jobs = [delayed(operator.mul)(k, k) for k in range(10)]
+    with parallel_config(backend=backend):
+        results = list(_folds.dispatch(jobs, n_jobs=n_jobs, verbose=verbose))
+    assert results == [k * k for k in range(10)]
+    assert recorded_made == [{"n_jobs": n_jobs, "verbose": joblib_verbose, **made}]
+    assert recorded_calls == calls
+
+
+@pytest.mark.parametrize("backend", ["sklearn_mem_no_generator", "multiprocessing"])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_backends_without_generators_give_the_same_scores(
+    backend, n_jobs, overlapping, seeded_gmm
+):
+    # joblib refuses return_as="generator" from them, even with n_jobs=1
+    reference = MemorizationScorer(seeded_gmm(), cv=4, random_state=0).fit(overlapping)
+    with parallel_config(backend=backend):
+        mem = MemorizationScorer(seeded_gmm(), cv=4, random_state=0, n_jobs=n_jobs).fit(
+            overlapping
+        )
+    np.testing.assert_array_equal(mem.loglik_, reference.loglik_)
+    np.testing.assert_array_equal(mem.full_loglik_, reference.full_loglik_)
 
 
 EDITED = """
