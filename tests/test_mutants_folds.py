@@ -31,8 +31,10 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import KFold, RepeatedKFold
 from sklearn.utils.parallel import delayed
 
+import sklearn_mem._scorer as scorer_module
 from sklearn_mem import MemorizationScorer, _folds
 from sklearn_mem._folds import (
+    MAX_SEED,
     TrainingStateStore,
     _accepts_checkpoint,
     _state_location,
@@ -289,7 +291,10 @@ class _Folded(BaseEstimator):
 
     def _at(self, X, epoch):
         row = -((X - self.mean_) ** 2).sum(axis=1) - 100 * self.threads_ - epoch
-        if getattr(self, "fold_", None) == self.nan_fold and epoch == self.nan_epoch:
+        nan = (
+            self.nan_fold is not None and getattr(self, "fold_", None) == self.nan_fold
+        )
+        if nan and epoch == self.nan_epoch:
             row[:] = np.nan
         return row
 
@@ -563,9 +568,106 @@ def test_backends_without_generators_give_the_same_scores(
     np.testing.assert_array_equal(mem.full_loglik_, reference.full_loglik_)
 
 
+class _SeededFolded(_Folded):
+    """:class:`_Folded` whose mean moves by a draw of its ``random_state``."""
+
+    def __init__(self, random_state=None):
+        super().__init__()
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        super().fit(X)
+        self.mean_ = self.mean_ + np.random.RandomState(self.random_state).rand(2)
+        return self
+
+
+def test_the_refit_of_a_batched_run_gets_its_own_seed():
+    mem = _batched(_SeededFolded()).set_params(refit=True).fit(X40)
+    rng = np.random.RandomState(0)
+    seeds = rng.randint(MAX_SEED, size=4)
+    refit_seed = rng.randint(MAX_SEED)
+    np.testing.assert_array_equal(mem.seeds_, seeds)
+    by_hand = set_random_states(_SeededFolded(), refit_seed).fit(X40)
+    assert mem.estimator_.random_state == by_hand.random_state
+    np.testing.assert_array_equal(mem.full_loglik_, by_hand.score_samples(X40))
+    # the split fits too
+    for k, (train, _) in enumerate(KFold(4).split(X40)):
+        fit = set_random_states(_SeededFolded(), seeds[k]).fit(X40[train])
+        np.testing.assert_allclose(
+            mem.loglik_[k], fit.score_samples(X40) - 100, rtol=1e-15
+        )
+
+
+class _Reversed:
+    """The splits of a splitter, in the reverse order."""
+
+    def __init__(self, cv):
+        self.cv = cv
+
+    def split(self, X, y=None, groups=None):
+        return reversed(list(self.cv.split(X)))
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        return self.cv.get_n_splits()
+
+
+def test_cached_split_fits_do_not_depend_on_threads_or_position(
+    tmp_path, overlapping, seeded_gmm, monkeypatch
+):
+    # the same (training part, seed) pairs, the last time in reverse order
+    seeds = np.array([11, 22, 33, 44])
+    drawn = iter([seeds, seeds, seeds[::-1]])
+    monkeypatch.setattr(
+        scorer_module, "draw_seeds", lambda random_state, n: next(drawn).copy()
+    )
+
+    def run(cv, **params):
+        return MemorizationScorer(
+            seeded_gmm(), cv=cv, refit=False, memory=str(tmp_path), **params
+        ).fit(overlapping)
+
+    first = run(KFold(4))
+    assert first.n_fits_from_cache_ == 0
+    with parallel_config(backend="loky", inner_max_num_threads=2):
+        threads = run(KFold(4), n_jobs=2)
+    assert threads.n_fits_from_cache_ == 4
+    np.testing.assert_array_equal(threads.loglik_, first.loglik_)
+    reverse = run(_Reversed(KFold(4)))
+    assert reverse.n_fits_from_cache_ == 4
+    np.testing.assert_array_equal(reverse.loglik_, first.loglik_[::-1])
+
+
+class _ThreadOfFit(BaseEstimator):
+    """A density recording the thread each fit runs in."""
+
+    threads = []
+
+    def fit(self, X, y=None):
+        type(self).threads.append(threading.current_thread())
+        self.mean_ = X.mean(axis=0)
+        return self
+
+    def score_samples(self, X):
+        return -((X - self.mean_) ** 2).sum(axis=1)
+
+
+@pytest.mark.parametrize("verbose", [0, 1, 2])
+def test_split_fits_run_as_parallel_jobs_with_a_bar_when_verbose(verbose, capsys):
+    _ThreadOfFit.threads.clear()
+    with parallel_config(backend="threading"):
+        MemorizationScorer(
+            _ThreadOfFit(), cv=KFold(4), refit=False, n_jobs=2, verbose=verbose
+        ).fit(X40)
+    assert len(_ThreadOfFit.threads) == 4
+    assert threading.main_thread() not in _ThreadOfFit.threads
+    err = capsys.readouterr().err
+    assert ("4/4" in err) == (verbose > 0)
+    assert ("Parallel(n_jobs=2)" in err) == (verbose > 1)
+
+
 EDITED = """
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 
 class EditedDensity(BaseEstimator):
@@ -578,28 +680,45 @@ class EditedDensity(BaseEstimator):
 
     def fit_folds(self, estimators, X, trains):
         return [est.fit(X[train]) for est, train in zip(estimators, trains)]
+
+
+class EditedClassifier(ClassifierMixin, BaseEstimator):
+    def fit(self, X, y):
+        self.classes_, counts = np.unique(y, return_counts=True)
+        self.prior_ = counts / counts.sum()
+        return self
+
+    def predict_proba(self, X):
+        return np.tile(self.prior_, (len(X), 1))
+
+    def predict(self, X):
+        return self.classes_[np.full(len(X), np.argmax(self.prior_))]
 """
 
 
-@pytest.mark.parametrize("fold_batching", [False, True])
+@pytest.mark.parametrize(
+    "kind, fold_batching",
+    [("Density", False), ("Density", True), ("Classifier", False)],
+)
 def test_editing_the_estimator_source_invalidates_its_cached_fits(
-    fold_batching, tmp_path, monkeypatch
+    kind, fold_batching, tmp_path, monkeypatch
 ):
-    name = f"edited_density_{fold_batching}"  # a module of its own per test
+    name = f"edited_{kind}_{fold_batching}"  # a module of its own per test
     source = tmp_path / f"{name}.py"
     source.write_text(EDITED)
     monkeypatch.syspath_prepend(str(tmp_path))
-    EditedDensity = importlib.import_module(name).EditedDensity
+    estimator = getattr(importlib.import_module(name), f"Edited{kind}")()
+    y = Y40 if kind == "Classifier" else None
 
     def run():
         return MemorizationScorer(
-            EditedDensity(),
+            estimator,
             cv=KFold(4),
             refit=False,
             fold_batching=fold_batching,
             memory=str(tmp_path / "cache"),
             random_state=0,
-        ).fit(X40)
+        ).fit(X40, y)
 
     first = run()
     assert first.method_ == ("batched" if fold_batching else "refit")
