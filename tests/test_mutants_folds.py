@@ -110,11 +110,8 @@ PATHS = [
 ]
 
 
-@pytest.mark.parametrize("supervised, keep, cached", PATHS)
-def test_a_failing_split_fit_is_named_in_the_note_of_its_exception(
-    supervised, keep, cached, tmp_path
-):
-    estimator = _RefusesLabels() if supervised else _Refuses()
+def _fit_error(estimator, supervised, keep, cached, tmp_path):
+    """The exception a study of ``estimator`` on one of the PATHS raises."""
     scorer = _scorer(
         estimator,
         supervised=supervised,
@@ -123,8 +120,17 @@ def test_a_failing_split_fit_is_named_in_the_note_of_its_exception(
     )
     with pytest.raises(ValueError) as info:
         scorer.fit(X40, Y40 if supervised else None)
-    assert str(info.value) == "refused"
-    assert info.value.__notes__ == [
+    return info.value
+
+
+@pytest.mark.parametrize("supervised, keep, cached", PATHS)
+def test_a_failing_split_fit_is_named_in_the_note_of_its_exception(
+    supervised, keep, cached, tmp_path
+):
+    estimator = _RefusesLabels() if supervised else _Refuses()
+    error = _fit_error(estimator, supervised, keep, cached, tmp_path)
+    assert str(error) == "refused"
+    assert error.__notes__ == [
         f"(raised by fit 0: {estimator!r} fitted on 30 of 40 rows)"
     ]
 
@@ -132,17 +138,10 @@ def test_a_failing_split_fit_is_named_in_the_note_of_its_exception(
 @pytest.mark.parametrize("supervised, keep, cached", PATHS)
 def test_a_nan_of_a_split_fit_names_the_fit(supervised, keep, cached, tmp_path):
     estimator = _NaNOutLabels() if supervised else _NaNOut()
-    scorer = _scorer(
-        estimator,
-        supervised=supervised,
-        keep=keep,
-        memory=str(tmp_path) if cached else None,
-    )
-    with pytest.raises(ValueError) as info:
-        scorer.fit(X40, Y40 if supervised else None)
+    error = _fit_error(estimator, supervised, keep, cached, tmp_path)
     what = "predict_proba" if supervised else "score_samples"
-    assert str(info.value).startswith(f"{what} of fit 0 ({estimator!r}) returned ")
-    assert "NaN" in str(info.value)
+    assert str(error).startswith(f"{what} of fit 0 ({estimator!r}) returned ")
+    assert "NaN" in str(error)
 
 
 def test_kept_split_estimators_are_fitted_with_their_own_seeds(overlapping, seeded_gmm):
