@@ -19,7 +19,9 @@ import logging
 import operator
 import os
 import pathlib
+import sys
 import threading
+import uuid
 
 import numpy as np
 import pytest
@@ -702,10 +704,14 @@ class EditedClassifier(ClassifierMixin, BaseEstimator):
 def test_editing_the_estimator_source_invalidates_its_cached_fits(
     kind, fold_batching, tmp_path, monkeypatch
 ):
-    name = f"edited_{kind}_{fold_batching}"  # a module of its own per test
+    # a module of its own, forgotten afterwards: a process that runs the test
+    # again (mutmut forks one per mutant) must import this file, not the last
+    name = f"edited_{kind}_{fold_batching}_{uuid.uuid4().hex}"
     source = tmp_path / f"{name}.py"
     source.write_text(EDITED)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, name, None)  # removed again at teardown
+    del sys.modules[name]
     estimator = getattr(importlib.import_module(name), f"Edited{kind}")()
     y = Y40 if kind == "Classifier" else None
 
@@ -882,16 +888,11 @@ class _CacheOnly:
         return func
 
 
-@pytest.mark.parametrize(
-    "memory, expected",
-    [
-        (Memory(None, verbose=0), None),
-        (_CacheOnly(), None),
-        (Memory("some/folder", verbose=0), "some/folder"),
-    ],
-)
-def test_state_location_follows_the_location_of_memory(memory, expected):
-    assert _state_location(memory) == expected
+def test_state_location_follows_the_location_of_memory(tmp_path):
+    assert _state_location(Memory(None, verbose=0)) is None
+    assert _state_location(_CacheOnly()) is None
+    folder = str(tmp_path / "cache")
+    assert _state_location(Memory(folder, verbose=0)) == folder
 
 
 def test_state_location_of_a_path_like_location():
