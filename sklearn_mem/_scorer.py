@@ -946,11 +946,8 @@ class MemorizationScorer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return probe.fold_batching_unavailable_reason() is None
 
     def _set_epoch_scores(self, checkpoints, in_mask):
-        for name in ("epochs_", "epoch_loglik_", "epoch_memorization_scores_"):
-            if hasattr(self, name):
-                delattr(self, name)
-        if not checkpoints or any(c is None for c in checkpoints):
-            return
+        # every fit kept checkpoints (fit checks); fit has already removed
+        # the attributes of a previous fit
         epochs = checkpoints[0][0]
         if any(not np.array_equal(c[0], epochs) for c in checkpoints):
             return  # fits that stopped at different epochs: nothing to align

@@ -1342,3 +1342,13 @@ def test_unknown_kernel_messages_are_exact():
     with pytest.raises(ValueError) as info:
         log_kernel_norm(1.0, 2, "box")
     assert str(info.value) == message
+
+
+def test_influence_top_influences_and_transform_refuse_sparse_input():
+    X = _grid()
+    mem = MemorizationScorer(
+        KernelDensity(bandwidth=0.5), cv=3, keep_estimators=True, random_state=0
+    ).fit(X)
+    for method in (mem.influence, mem.top_influences, mem.transform):
+        with pytest.raises(TypeError, match="dense data is required"):
+            method(sp.csr_matrix(X))
