@@ -125,6 +125,16 @@ def test_a_long_estimator_is_described_on_one_line_of_80_characters():
     assert _folds._describe(gm) == flat[:77] + "..."
     assert _folds._describe(_Refuses()) == "_Refuses()"
 
+    class _Repr:
+        def __init__(self, n):
+            self.n = n
+
+        def __repr__(self):
+            return "a" * self.n
+
+    assert _folds._describe(_Repr(80)) == "a" * 80  # 80 characters: kept whole
+    assert _folds._describe(_Repr(81)) == "a" * 77 + "..."
+
 
 def _fit_error(estimator, supervised, keep, cached, tmp_path):
     """The exception a study of ``estimator`` on one of the PATHS raises."""
